@@ -1,0 +1,198 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one place that talks to libvirt (private).
+
+No other file of the collection imports ``libvirt``. Everything here raises the typed errors
+of ``_errors``; nothing here knows about Ansible.
+
+Rules this adapter keeps:
+- libvirt's XML is canonical: domains are never undefined or regenerated, only redefined from
+  libvirt's own inactive XML with minimal edits.
+- Inactive XML is read with VIR_DOMAIN_XML_SECURE: without it graphics passwords are missing
+  from the XML and a redefine would silently drop them.
+- Every define is preceded by a 0600 backup of the old definition, validated by libvirt
+  (VIR_DOMAIN_DEFINE_VALIDATE), re-read, and verified; an unplanned difference restores the
+  backup and fails.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import sys
+
+try:
+    import libvirt
+
+    HAS_LIBVIRT = True
+    LIBVIRT_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised by ansible-test's import sanity
+    libvirt = None
+    HAS_LIBVIRT = False
+    LIBVIRT_IMPORT_ERROR = exc
+
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR, write_backup
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
+    ConnectionFailed,
+    DefineFailed,
+    DomainNotFound,
+    LibvirtCallFailed,
+    VerificationFailed,
+)
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
+
+DEFAULT_URI = "qemu:///system"
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+
+def _version_tuple(number):
+    # libvirt encodes versions as major * 1,000,000 + minor * 1,000 + micro
+    return (number // 1000000, (number // 1000) % 1000, number % 1000)
+
+
+def _code(exc):
+    try:
+        return exc.get_error_code()
+    except Exception:  # pragma: no cover - defensive, libvirtError always has it
+        return None
+
+
+class Adapter:
+    """A libvirt connection and the few operations the collection needs."""
+
+    def __init__(self, uri=DEFAULT_URI):
+        if not HAS_LIBVIRT:
+            raise ConnectionFailed(
+                "The libvirt Python bindings are not importable by %s (%s): install python3-libvirt "
+                "(Debian/Ubuntu/Fedora/RHEL) for that interpreter, or 'pip install libvirt-python', or set "
+                "ansible_python_interpreter to a Python that has them." % (sys.executable, LIBVIRT_IMPORT_ERROR))
+        # libvirt's default error handler prints every error to stderr, which would corrupt
+        # the module's JSON output; errors reach us as exceptions anyway.
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+        self.uri = uri
+        try:
+            self.conn = libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise ConnectionFailed(
+                "Cannot connect to libvirt at %r: %s. Check that the URI is right and the daemon is "
+                "running on the host (e.g. 'systemctl start libvirtd' or 'virtqemud', or 'libvirtd -d' "
+                "without systemd; in this repository 'make lab'), and that the user may use the socket."
+                % (uri, exc), uri=uri, libvirt_code=_code(exc))
+        if self.conn is None:  # pragma: no cover - old bindings returned None
+            raise ConnectionFailed("Cannot connect to libvirt at %r." % uri, uri=uri)
+
+    def close(self):
+        try:
+            self.conn.close()
+        except Exception:  # pragma: no cover - closing is best effort
+            pass
+
+    # --- host facts ----------------------------------------------------------------------
+
+    def versions(self):
+        """(libvirt version, hypervisor name, hypervisor version) as tuples of ints."""
+        try:
+            lib = _version_tuple(self.conn.getLibVersion())
+            hv_type = self.conn.getType()
+            hv = _version_tuple(self.conn.getVersion())
+        except libvirt.libvirtError as exc:
+            raise LibvirtCallFailed("Cannot read versions from %s: %s" % (self.uri, exc), libvirt_code=_code(exc))
+        return lib, hv_type, hv
+
+    # --- domain selection ------------------------------------------------------------------
+
+    def select(self, names=None, exclude=None):
+        """Domains by name or UUID (all when ``names`` is empty), minus ``exclude`` globs.
+
+        Unknown names fail all together, before anything is read or changed.
+        """
+        exclude = list(exclude or [])
+        try:
+            if names:
+                doms, missing = [], []
+                for name in names:
+                    dom = self._lookup(name)
+                    if dom is None:
+                        missing.append(name)
+                    elif dom.UUIDString() not in [d.UUIDString() for d in doms]:
+                        doms.append(dom)
+                if missing:
+                    known = sorted(d.name() for d in self.conn.listAllDomains(0))
+                    shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+                    raise DomainNotFound(
+                        "Domain(s) not found on %s: %s. Known domains: %s. Fix the 'domains' option "
+                        "(names or UUIDs) or leave it empty to select every domain."
+                        % (self.uri, ", ".join(missing), shown or "(none)"),
+                        missing=missing, uri=self.uri)
+            else:
+                doms = sorted(self.conn.listAllDomains(0), key=lambda d: d.name())
+        except libvirt.libvirtError as exc:
+            raise LibvirtCallFailed("Cannot list domains on %s: %s" % (self.uri, exc), libvirt_code=_code(exc))
+        return [d for d in doms if not any(fnmatch.fnmatchcase(d.name(), pat) for pat in exclude)]
+
+    def _lookup(self, key):
+        lookups = [self.conn.lookupByName]
+        if _UUID.match(key):
+            lookups.insert(0, self.conn.lookupByUUIDString)
+        for lookup in lookups:
+            try:
+                return lookup(key)
+            except libvirt.libvirtError as exc:
+                if _code(exc) not in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
+                    raise
+        return None
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def read(self, dom):
+        """libvirt's own XML of one domain: inactive (SECURE) and, when running, live."""
+        try:
+            active = bool(dom.isActive())
+            persistent = bool(dom.isPersistent())
+            flags = libvirt.VIR_DOMAIN_XML_SECURE
+            inactive = dom.XMLDesc(flags | libvirt.VIR_DOMAIN_XML_INACTIVE)
+            live = dom.XMLDesc(flags) if active else None
+            return DomainState(name=dom.name(), uuid=dom.UUIDString(), active=active, persistent=persistent,
+                               inactive_xml=inactive, live_xml=live)
+        except libvirt.libvirtError as exc:
+            raise LibvirtCallFailed("Cannot read domain %s on %s: %s" % (dom.name(), self.uri, exc),
+                                    libvirt_code=_code(exc))
+
+    def reread(self, state):
+        return self.read(self.conn.lookupByUUIDString(state.uuid))
+
+    # --- applying --------------------------------------------------------------------------
+
+    def apply(self, state, patched_xml, verify, backup_dir=DEFAULT_BACKUP_DIR):
+        """Redefine ``state``'s domain from ``patched_xml`` and prove only the plan happened.
+
+        ``verify(new_state)`` returns a list of problems (empty = as planned). Returns the
+        backup path. Raises DefineFailed (nothing changed) or VerificationFailed (restored).
+        """
+        backup = write_backup(backup_dir, state.name, state.uuid, state.inactive_xml)
+        try:
+            self.conn.defineXMLFlags(patched_xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        except libvirt.libvirtError as exc:
+            raise DefineFailed(
+                "libvirt refused the patched definition of %s: %s. Nothing was changed; the definition "
+                "read before the attempt is saved at %s." % (state.name, exc, backup),
+                libvirt_code=_code(exc), backup=backup)
+        new_state = self.reread(state)
+        problems = verify(new_state)
+        if problems:
+            restored = self._restore(state)
+            raise VerificationFailed(
+                "After redefining %s, libvirt's definition differs from the plan: %s. %s"
+                % (state.name, "; ".join(problems), restored),
+                problems=problems, backup=backup)
+        return backup, new_state
+
+    def _restore(self, state):
+        try:
+            self.conn.defineXML(state.inactive_xml)
+        except libvirt.libvirtError as exc:
+            return ("Restoring the previous definition FAILED (%s): restore it by hand with "
+                    "'virsh define <backup>' using the backup file named here." % exc)
+        return "The previous definition was restored."
+

@@ -1,0 +1,207 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Disk I/O policy: io= and cache= of every disk's <driver> (private, pure logic).
+
+Facts the rules rest on:
+- QEMU's blockdev cache options per libvirt cache mode (qemu-block-drivers, "cache"):
+  cache.writeback / cache.direct / cache.no-flush.
+- io='native' (Linux AIO) needs O_DIRECT; with a host page cache QEMU silently fell back to
+  threads, -blockdev refuses it, and libvirt (qemuValidateDomainDeviceDefDiskFrontend) rejects
+  "io='native' needs either no disk cache or directsync cache mode" at define and start.
+- io='io_uring' exists from libvirt 6.3.0 and QEMU 5.0.0.
+- With no cache= libvirt passes nothing and QEMU's default is writeback; with no io= QEMU uses
+  threads. The effective values below account for that.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest, UnsupportedByHost
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import PENDING, SKIPPED, Change, Edit
+
+KEEP = "keep"
+CACHE_FLAGS = {
+    # mode:         (writeback, direct, no_flush)
+    "writeback": (True, False, False),
+    "none": (True, True, False),
+    "writethrough": (False, False, False),
+    "directsync": (False, True, False),
+    "unsafe": (True, False, True),
+}
+CACHE_MODES = tuple(CACHE_FLAGS)
+IO_MODES = ("threads", "native", "io_uring")
+DEFAULT_CACHE = "writeback"
+DEFAULT_IO = "threads"
+IO_URING_MIN_LIBVIRT = (6, 3, 0)
+IO_URING_MIN_QEMU = (5, 0, 0)
+
+RULE_NATIVE = "io-native-needs-direct-cache"
+RULE_CACHE = "cache-policy"
+RULE_IO = "io-policy"
+RULE_NATIVE_NA = "io-native-not-applicable"
+RULE_LIVE = "live-differs"
+RULE_TRANSIENT = "transient-domain"
+
+# Only real block devices of the qemu driver: a cdrom/floppy's cache is not a data-safety knob,
+# and vhost-user disks have no host-side cache/aio at all.
+POLICY_DEVICES = ("disk", "lun")
+
+
+def effective_flags(cache):
+    writeback, direct, no_flush = CACHE_FLAGS[cache or DEFAULT_CACHE]
+    return {"writeback": writeback, "direct": direct, "no_flush": no_flush}
+
+
+def is_direct(cache):
+    return CACHE_FLAGS[cache or DEFAULT_CACHE][1]
+
+
+def describe(cache, io):
+    """cache/io as set in the XML (None = not set) plus the effective values and flags."""
+    out = {
+        "cache": cache or DEFAULT_CACHE,
+        "io": io or DEFAULT_IO,
+        "cache_set": cache is not None,
+        "io_set": io is not None,
+    }
+    if out["cache"] in CACHE_FLAGS:
+        out.update(effective_flags(out["cache"]))
+    return out
+
+
+def validate_request(io, cache):
+    """Reject combinations that can never be valid before anything is read or changed."""
+    if io not in (KEEP,) + IO_MODES:
+        raise InvalidRequest("io=%r is not one of keep, %s." % (io, ", ".join(IO_MODES)))
+    if cache not in (KEEP,) + CACHE_MODES:
+        raise InvalidRequest("cache=%r is not one of keep, %s." % (cache, ", ".join(CACHE_MODES)))
+    if io == "native" and cache not in (KEEP, "none", "directsync"):
+        raise InvalidRequest(
+            "io=native cannot be combined with cache=%s: native AIO needs O_DIRECT, i.e. cache=none "
+            "or cache=directsync (libvirt rejects the combination). Use cache: none, or io: threads." % cache)
+
+
+def check_host_support(io, libvirt_version, hypervisor, hypervisor_version):
+    """io_uring needs libvirt >= 6.3 and QEMU >= 5.0 (versions as (major, minor, micro))."""
+    if io != "io_uring":
+        return
+    too_old = libvirt_version < IO_URING_MIN_LIBVIRT or hypervisor != "QEMU" or hypervisor_version < IO_URING_MIN_QEMU
+    if too_old:
+        raise UnsupportedByHost(
+            "io=io_uring needs libvirt >= 6.3.0 and QEMU >= 5.0.0, but this host has libvirt %s and %s %s. "
+            "Upgrade libvirt/QEMU on this host or use io: threads (or native with cache: none)."
+            % (_v(libvirt_version), hypervisor, _v(hypervisor_version)),
+            libvirt_version=_v(libvirt_version), hypervisor=hypervisor, hypervisor_version=_v(hypervisor_version))
+
+
+def _v(version):
+    return ".".join(str(p) for p in version)
+
+
+def policy_disks(root):
+    """(path, element) of every disk the policy applies to, in document order."""
+    out = []
+    for path, el in _domxml.devices(root):
+        if el.tag != "disk" or el.get("device", "disk") not in POLICY_DEVICES:
+            continue
+        driver_name = _domxml.attr(el, "driver", "name")
+        if driver_name not in (None, "qemu") or el.get("type") == "vhostuser":
+            continue
+        out.append((path, el))
+    return out
+
+
+def desired_driver(cache, io, want_cache, want_io):
+    """Plan one disk. Returns (new_cache, new_io, [(rule, message), ...]); None = leave unset."""
+    reasons = []
+    new_cache, new_io = cache, io
+    if want_cache != KEEP and (cache or DEFAULT_CACHE) != want_cache:
+        new_cache = want_cache
+        reasons.append((RULE_CACHE, "cache %s -> %s as requested" % (cache or "default (writeback)", want_cache)))
+    if want_io != KEEP and (io or DEFAULT_IO) != want_io:
+        if want_io == "native" and not is_direct(new_cache):
+            reasons.append((RULE_NATIVE_NA, "io=native requested but cache=%s is not a direct mode; io stays %s. "
+                            "Request cache: none (or directsync) to use native." % (new_cache or DEFAULT_CACHE, io or DEFAULT_IO)))
+        else:
+            new_io = want_io
+            reasons.append((RULE_IO, "io %s -> %s as requested" % (io or "default (threads)", want_io)))
+    if new_io == "native" and not is_direct(new_cache):
+        new_io = "threads"
+        if new_cache != cache:
+            why = "cache change to %s makes io=native invalid" % (new_cache or DEFAULT_CACHE)
+        else:
+            why = "io=native with cache=%s is invalid (QEMU falls back to threads, blockdev and libvirt reject it)" % (
+                cache or "default (writeback)")
+        reasons.append((RULE_NATIVE, "%s; moved to io=threads" % why))
+    return new_cache, new_io, reasons
+
+
+def plan_domain(state, want_io=KEEP, want_cache=KEEP):
+    """Every io/cache deviation of every policy disk of one domain, as Changes."""
+    root = _domxml.parse(state.inactive_xml)
+    live = {}
+    if state.active and state.live_xml:
+        for _path, el in policy_disks(_domxml.parse(state.live_xml)):
+            live[_domxml.attr(el, "target", "dev")] = (_domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io"))
+    changes = []
+    for path, el in policy_disks(root):
+        cache, io = _domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io")
+        new_cache, new_io, reasons = desired_driver(cache, io, want_cache, want_io)
+        ident = _domxml.identity(el, path)
+        device = {k: ident[k] for k in ("kind", "target", "bus", "alias", "source", "serial", "path")}
+        current, desired = describe(cache, io), describe(new_cache, new_io)
+        target = ident["target"]
+        live_pair = live.get(target)
+        live_differs = live_pair is not None and _effective(live_pair) != _effective((new_cache, new_io))
+        for rule, message in reasons:
+            if rule == RULE_NATIVE_NA:
+                edits, status = (), SKIPPED
+            else:
+                attrs = []
+                if rule == RULE_CACHE:
+                    attrs.append(("cache", new_cache))
+                else:
+                    attrs.append(("io", new_io))
+                # <driver> is the first child of <disk> in libvirt's formatting.
+                edits, status = (Edit(path, "driver", _driver_attrs(el, attrs), child_first=True),), ""
+            if not state.persistent and status != SKIPPED:
+                edits, status = (), SKIPPED
+                message += "; transient domain (no persistent definition): fix it where it is defined"
+            changes.append(Change(
+                domain=state.name, uuid=state.uuid, device=device, rule=rule, current=current, desired=desired,
+                message="%s: %s" % (target or path, message), edits=edits, status=status,
+                pending_restart=bool(live_differs and status != SKIPPED),
+            ))
+        if not reasons and live_differs:
+            changes.append(Change(
+                domain=state.name, uuid=state.uuid, device=device, rule=RULE_LIVE,
+                current=describe(*live_pair), desired=desired, status=PENDING, pending_restart=True,
+                message="%s: the running domain still uses cache=%s io=%s; the persistent definition "
+                        "(cache=%s io=%s) applies at the next cold boot (shut down and start; a reboot "
+                        "inside the guest is not enough)" % (
+                            target, *_effective(live_pair), *_effective((new_cache, new_io))),
+            ))
+    return changes
+
+
+def _driver_attrs(el, attrs):
+    # A <driver> we create needs name='qemu'; an existing one keeps its name.
+    if el.find("driver") is None:
+        return (("name", "qemu"),) + tuple(attrs)
+    return tuple(attrs)
+
+
+def _effective(pair):
+    cache, io = pair
+    return (cache or DEFAULT_CACHE, io or DEFAULT_IO)
+
+
+def disk_report(xml_text):
+    """Per-disk effective cache/io and blockdev flags of one domain XML (for the result)."""
+    out = []
+    for path, el in policy_disks(_domxml.parse(xml_text)):
+        item = {"target": _domxml.attr(el, "target", "dev"), "alias": _domxml.attr(el, "alias", "name"), "path": path}
+        item.update(describe(_domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io")))
+        out.append(item)
+    return out

@@ -1,0 +1,253 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""libvirt domain XML: safe parsing, device identity, minimal edits, semantic comparison (private).
+
+Pure logic: imports neither ``libvirt`` nor ``AnsibleModule``.
+
+libvirt's own XML is canonical. Nothing here rebuilds a domain from a model: edits touch
+exactly the attributes they are asked to, on the parsed document, so unknown elements,
+foreign namespaces (``qemu:commandline``, ``<metadata>``), comments, PCI addresses and
+device order come out as they went in.
+"""
+
+from __future__ import annotations
+
+import re
+
+try:
+    from lxml import etree
+
+    HAS_LXML = True
+    LXML_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised by ansible-test's import sanity
+    etree = None
+    HAS_LXML = False
+    LXML_IMPORT_ERROR = exc
+
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import XMLError
+
+# Device elements under /domain/devices that can be hot-plugged or detached and can carry a
+# user alias (libvirt formatdomain.html "Devices"; <emulator> is a setting, not a device).
+ATTACHABLE_KINDS = (
+    "disk", "interface", "hostdev", "controller", "filesystem", "redirdev", "smartcard",
+    "rng", "watchdog", "input", "sound", "video", "memballoon", "serial", "parallel",
+    "console", "channel", "tpm", "shmem", "memory", "vsock", "hub", "panic", "iommu",
+)
+
+REDACTED = "********"
+# Attributes that only VIR_DOMAIN_XML_SECURE reveals (graphics passwords) or that name secrets.
+_SECRET_ATTRS = frozenset(("passwd", "password"))
+_SECRET_IN_TEXT = re.compile(r"((?:password|passwd|secret)=)([^,\s'\"]+)", re.IGNORECASE)
+
+
+def _parser():
+    # No entity resolution, no DTD, no network: domain XML comes from libvirt, but backups and
+    # fixtures come from disk, and XXE must not be a way in. Comments and blank text are kept
+    # so that what we do not edit comes out exactly as it went in.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_blank_text=False,
+        remove_comments=False,
+    )
+
+
+def parse(xml_text):
+    """Parse domain XML text and return the root element (raises XMLError)."""
+    if not HAS_LXML:
+        raise XMLError("Python lxml is required: install python3-lxml (or 'pip install lxml').")
+    if isinstance(xml_text, str):
+        xml_text = xml_text.encode("utf-8")
+    try:
+        root = etree.fromstring(xml_text, _parser())
+    except etree.XMLSyntaxError as exc:
+        raise XMLError("Domain XML is not well-formed: %s" % exc)
+    if root.tag != "domain":
+        raise XMLError("Expected a <domain> document, got <%s>." % root.tag)
+    return root
+
+
+def to_string(root):
+    return etree.tostring(root, encoding="unicode")
+
+
+def devices(root):
+    """Device elements under /domain/devices in document order, with their path."""
+    devs = root.find("devices")
+    if devs is None:
+        return []
+    tree = root.getroottree()
+    return [(tree.getpath(el), el) for el in devs if isinstance(el.tag, str) and el.tag in ATTACHABLE_KINDS]
+
+
+def attr(el, path, name):
+    """Attribute ``name`` of ``el``'s descendant ``path`` ('' = el itself), or None."""
+    node = el if not path else el.find(path)
+    return None if node is None else node.get(name)
+
+
+def text(el, path):
+    node = el.find(path)
+    if node is None or node.text is None:
+        return None
+    value = node.text.strip()
+    return value or None
+
+
+def _source(el):
+    src = el.find("source")
+    if src is None:
+        return None
+    for key in ("file", "dev", "dir", "volume", "network", "bridge", "path", "socket"):
+        value = src.get(key)
+        if value:
+            pool = src.get("pool")
+            return "%s/%s" % (pool, value) if key == "volume" and pool else value
+    if src.get("protocol"):
+        return "%s:%s" % (src.get("protocol"), src.get("name") or "")
+    if src.get("name"):
+        return src.get("name")
+    addr = src.find("address")
+    if addr is not None and addr.get("bus") is not None:
+        return _format_address(addr)
+    return None
+
+
+def _format_address(addr):
+    kind = addr.get("type")
+    if kind == "pci" or (kind is None and addr.get("slot") is not None):
+        parts = [addr.get(k) or "0" for k in ("domain", "bus", "slot", "function")]
+        try:
+            dom, bus, slot, fn = (int(p, 0) for p in parts)
+        except ValueError:
+            return ":".join(parts)
+        return "%04x:%02x:%02x.%x" % (dom, bus, slot, fn)
+    keys = [k for k in ("controller", "bus", "target", "unit", "port", "device") if addr.get(k) is not None]
+    return "%s:%s" % (kind or "address", ":".join("%s=%s" % (k, addr.get(k)) for k in keys))
+
+
+def identity(el, path=None):
+    """Plain-data identity of a device element: every key a person or a lookup might use."""
+    ident = {
+        "kind": el.tag,
+        "path": path,
+        "alias": attr(el, "alias", "name"),
+        "target": attr(el, "target", "dev"),
+        "bus": attr(el, "target", "bus"),
+        "serial": text(el, "serial"),
+        "mac": attr(el, "mac", "address"),
+        "source": _source(el),
+    }
+    addr = el.find("address")
+    ident["address"] = _format_address(addr) if addr is not None else None
+    if el.tag == "disk":
+        ident["device"] = el.get("device", "disk")
+        ident["wwn"] = text(el, "wwn")
+    elif el.tag == "interface":
+        ident["interfaceid"] = attr(el, "virtualport/parameters", "interfaceid")
+        ident["model"] = attr(el, "model", "type")
+    elif el.tag == "hostdev":
+        ident["subsystem"] = el.get("type")
+    return ident
+
+
+def find_device(root, path):
+    """The element at ``path`` (as returned by :func:`devices`) or None."""
+    found = root.getroottree().xpath(path)
+    return found[0] if found else None
+
+
+# --- minimal edits -------------------------------------------------------------------------
+
+def ensure_child(parent, tag, first=False):
+    """Return ``parent``'s child ``tag``, creating it (with matching indentation) if missing."""
+    child = parent.find(tag)
+    if child is not None:
+        return child
+    child = etree.Element(tag)
+    kids = [k for k in parent]
+    if not kids:
+        outer = parent.tail if parent.tail and parent.tail.strip() == "" else "\n"
+        parent.text = outer + "  "
+        child.tail = outer
+        parent.append(child)
+    elif first:
+        child.tail = parent.text
+        parent.insert(0, child)
+    else:
+        last = kids[-1]
+        child.tail = last.tail
+        last.tail = kids[-2].tail if len(kids) > 1 else parent.text
+        parent.append(child)
+    return child
+
+
+def set_attrs(el, attrs):
+    """Set (value) or remove (None) attributes in place, keeping the others and their order."""
+    for name, value in attrs:
+        if value is None:
+            if name in el.attrib:
+                del el.attrib[name]
+        else:
+            el.set(name, value)
+
+
+# --- semantic comparison -------------------------------------------------------------------
+
+def canonical(node):
+    """A comparable form of an element: libvirt's reformatting (whitespace, attribute order,
+    quoting, namespace prefixes, comments, which libvirt drops on define) never shows up."""
+    if isinstance(node, (str, bytes)):
+        node = parse(node)
+    children = tuple(canonical(c) for c in node if isinstance(c.tag, str))
+    txt = (node.text or "").strip() if not children else ""
+    return (node.tag, tuple(sorted(node.attrib.items())), txt, children)
+
+
+def differences(a, b, limit=10):
+    """Human-readable semantic differences between two domain XML documents (max ``limit``)."""
+    out = []
+    _diff(canonical(a), canonical(b), "/domain", out, limit)
+    return out
+
+
+def _diff(a, b, where, out, limit):
+    if len(out) >= limit or a == b:
+        return
+    if a[0] != b[0]:
+        out.append("%s: element <%s> became <%s>" % (where, a[0], b[0]))
+        return
+    if a[1] != b[1]:
+        da, db = dict(a[1]), dict(b[1])
+        for key in sorted(set(da) | set(db)):
+            if da.get(key) != db.get(key):
+                out.append("%s/@%s: %r -> %r" % (where, key, da.get(key), db.get(key)))
+    if a[2] != b[2]:
+        out.append("%s/text(): %r -> %r" % (where, a[2], b[2]))
+    if len(a[3]) != len(b[3]):
+        out.append("%s: %d child elements -> %d" % (where, len(a[3]), len(b[3])))
+        return
+    for i, (ca, cb) in enumerate(zip(a[3], b[3])):
+        _diff(ca, cb, "%s/%s[%d]" % (where, ca[0], i + 1), out, limit)
+
+
+# --- redaction -------------------------------------------------------------------------------
+
+def redact(xml_text):
+    """Domain XML with secrets (graphics passwords and the like) replaced, for diffs and logs."""
+    root = parse(xml_text)
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for name in list(el.attrib):
+            if name.lower() in _SECRET_ATTRS:
+                el.set(name, REDACTED)
+            elif _SECRET_IN_TEXT.search(el.get(name)):
+                el.set(name, _SECRET_IN_TEXT.sub(r"\1" + REDACTED, el.get(name)))
+        if el.tag == "secret" and el.text and el.text.strip():
+            el.text = REDACTED
+    return to_string(root)

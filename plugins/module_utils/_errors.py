@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Typed errors of the virtfleet collection (private).
+
+Everything below a module's ``main()`` raises one of these; only ``main()`` turns
+them into ``fail_json``. Every message names the problem *and* what to do about it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class VirtFleetError(Exception):
+    """Base class. ``details`` is merged into the module's failure result."""
+
+    def __init__(self, msg, **details):
+        super(VirtFleetError, self).__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+class InvalidRequest(VirtFleetError):
+    """The task's options cannot be honoured as given (nothing was changed)."""
+
+
+class ConnectionFailed(VirtFleetError):
+    """The libvirt URI could not be opened."""
+
+
+class DomainNotFound(VirtFleetError):
+    """One or more requested domains do not exist on the host."""
+
+
+class UnsupportedByHost(VirtFleetError):
+    """The host's libvirt or hypervisor is too old for the requested setting."""
+
+
+class XMLError(VirtFleetError):
+    """Domain XML could not be parsed or patched."""
+
+
+class LibvirtCallFailed(VirtFleetError):
+    """A libvirt call failed; ``details`` carries the libvirt error code."""
+
+
+class DefineFailed(LibvirtCallFailed):
+    """libvirt refused the patched definition; the old definition is untouched."""
+
+
+class VerificationFailed(VirtFleetError):
+    """Re-reading after define showed an unplanned difference; the backup was restored."""

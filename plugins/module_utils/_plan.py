@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plans as plain data (private).
+
+A planner turns a domain's state into a list of :class:`Change`. Everything a module reports
+(``changed``, the diff, the findings, the summary) is derived from that list, so check mode and
+a real run share one code path up to the single step that applies the patched XML.
+
+Pure logic: imports neither ``libvirt`` nor ``AnsibleModule``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml
+
+# Finding statuses.
+DRIFT = "drift"        # check mode: would be fixed
+FIXED = "fixed"        # the persistent definition was fixed by this run
+FAILED = "failed"      # a fix was attempted and did not stick (see message)
+PENDING = "pending"    # persistent definition is right, the running domain is not (cold boot)
+SKIPPED = "skipped"    # a deviation this run cannot fix (message says why and what to do)
+STATUSES = (DRIFT, FIXED, FAILED, PENDING, SKIPPED)
+
+
+@dataclass(frozen=True)
+class DomainState:
+    """What the adapter read: libvirt's own XML, never a model of it."""
+
+    name: str
+    uuid: str
+    active: bool
+    persistent: bool
+    inactive_xml: str           # VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE
+    live_xml: str | None = None  # VIR_DOMAIN_XML_SECURE, only while active
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Set (value) or remove (None) attributes on a device element or on one of its children.
+
+    ``device`` is the element's path in the inactive XML as given by ``_domxml.devices``;
+    ``child`` is a child tag created if missing ('' means the device element itself).
+    """
+
+    device: str
+    child: str
+    attrs: tuple
+    child_first: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """One deviation of one device from one rule, and the edits that fix it (if any)."""
+
+    domain: str
+    uuid: str
+    device: dict
+    rule: str
+    current: dict
+    desired: dict
+    message: str
+    edits: tuple = ()
+    pending_restart: bool = False
+    status: str = ""            # preset for report-only changes (PENDING, SKIPPED)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def actionable(self):
+        return bool(self.edits) and not self.status
+
+
+def apply_edits(xml_text, edits):
+    """Patch libvirt's XML in place with ``edits``; everything else is left byte-for-byte."""
+    if not edits:
+        return xml_text
+    root = _domxml.parse(xml_text)
+    for edit in edits:
+        el = _domxml.find_device(root, edit.device)
+        if el is None:
+            raise _domxml.XMLError("Planned edit targets %s, which is not in the domain XML." % edit.device)
+        if edit.child:
+            el = _domxml.ensure_child(el, edit.child, first=edit.child_first)
+        _domxml.set_attrs(el, edit.attrs)
+    return _domxml.to_string(root)
+
+
+def domain_edits(changes):
+    out = []
+    for change in changes:
+        if change.actionable:
+            out.extend(change.edits)
+    return tuple(out)
+
+
+def finding(change, status):
+    """The machine-readable finding for a change (the shape every module returns)."""
+    item = {
+        "domain": change.domain,
+        "uuid": change.uuid,
+        "device": dict(change.device),
+        "rule": change.rule,
+        "current": dict(change.current),
+        "desired": dict(change.desired),
+        "status": change.status or status,
+        "pending_restart": change.pending_restart,
+        "message": change.message,
+    }
+    item.update(change.extra)
+    return item
+
+
+def summarize(findings, domains_selected, domains_changed):
+    by_status = Counter(f["status"] for f in findings)
+    return {
+        "domains_selected": domains_selected,
+        "domains_changed": domains_changed,
+        "findings": len(findings),
+        "by_status": {s: by_status.get(s, 0) for s in STATUSES},
+        "by_rule": dict(sorted(Counter(f["rule"] for f in findings).items())),
+        "pending_restart": sum(1 for f in findings if f["pending_restart"]),
+    }

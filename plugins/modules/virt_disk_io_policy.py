@@ -1,0 +1,269 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: virt_disk_io_policy
+short_description: Audit and enforce the io= and cache= policy of every disk of libvirt domains
+version_added: 0.1.0
+description:
+  - Checks the C(<driver io= cache=>) of every disk (C(device='disk') and C(device='lun') of the qemu
+    driver) of every selected domain of one host in a single call, and fixes the persistent
+    definitions.
+  - "Always enforced: C(io='native') is only valid with C(cache='none') or C(cache='directsync'). Native
+    AIO needs O_DIRECT: with a host page cache QEMU silently falls back to threads, C(-blockdev) rejects
+    it and libvirt refuses to start such a domain. Such disks move to C(io='threads')."
+  - O(io) and O(cache) request a policy on top. A request is applied only where it is valid; where it
+    is not (native on a cached disk), the disk is reported with rule C(io-native-not-applicable).
+  - A cache change that makes an existing native disk invalid moves it to threads and says so.
+  - "Every finding reports the effective blockdev cache flags before and after. libvirt cache mode to
+    C(cache.writeback)/C(cache.direct)/C(cache.no-flush): writeback on/off/off, none on/on/off,
+    writethrough off/off/off, directsync off/on/off, unsafe on/off/on. No C(cache=) means QEMU's
+    default (writeback); no C(io=) means threads."
+  - In check mode nothing is changed and every deviation is reported with status C(drift).
+  - A running domain gets its persistent definition fixed and C(pending_restart=true) while its live
+    definition still differs; the module never restarts a domain. A later run reports such disks with
+    rule C(live-differs) and status C(pending) and C(changed=false).
+  - Transient domains (no persistent definition) are reported with status C(skipped).
+author:
+  - virtfleet contributors
+extends_documentation_fragment:
+  - virtfleet.libvirt.fleet
+  - virtfleet.libvirt.fleet.backup
+  - virtfleet.libvirt.fleet.requirements
+options:
+  io:
+    description:
+      - I/O mode to enforce on every disk where it is valid.
+      - V(keep) enforces only the native/cache rule.
+      - V(native) is applied only to disks whose (resulting) cache mode is V(none) or V(directsync).
+      - V(io_uring) needs libvirt >= 6.3.0 and QEMU >= 5.0.0 on the host; otherwise the task fails
+        before anything is changed and names both versions.
+      - A disk whose effective mode already matches (no C(io=) counts as V(threads)) is left alone.
+    type: str
+    choices: [keep, threads, native, io_uring]
+    default: keep
+  cache:
+    description:
+      - Cache mode to enforce on every disk. V(keep) leaves cache modes alone.
+      - A disk whose effective mode already matches (no C(cache=) counts as V(writeback)) is left alone.
+      - V(io=native) together with a cache mode other than V(none) or V(directsync) is refused.
+    type: str
+    choices: [keep, none, writeback, writethrough, directsync, unsafe]
+    default: keep
+attributes:
+  check_mode:
+    support: full
+    description: Reports every deviation with status V(drift) and changes nothing.
+  diff_mode:
+    support: full
+    description: Shows the inactive XML before and after per changed domain, with secrets redacted.
+seealso:
+  - name: libvirt domain XML, hard drives
+    description: The C(driver) element and its C(cache) and C(io) attributes.
+    link: https://libvirt.org/formatdomain.html#hard-drives-floppy-disks-cdroms
+  - name: QEMU block driver cache modes
+    description: How cache modes map to cache.writeback, cache.direct and cache.no-flush.
+    link: https://www.qemu.org/docs/master/system/qemu-block-drivers.html
+"""
+
+EXAMPLES = r"""
+- name: Compliance report of every domain (run with --check)
+  virtfleet.libvirt.virt_disk_io_policy:
+  check_mode: true
+  register: io_audit
+
+- name: Fix io='native' on cached disks (moves them to threads) on every domain of the host
+  virtfleet.libvirt.virt_disk_io_policy:
+    uri: qemu:///system
+
+- name: Direct I/O with native AIO everywhere except the lab domains
+  virtfleet.libvirt.virt_disk_io_policy:
+    cache: none
+    io: native
+    exclude: ["lab-*"]
+  register: io_fix
+
+- name: Show what waits for a cold boot
+  ansible.builtin.debug:
+    msg: "{{ io_fix.findings | selectattr('pending_restart') | map(attribute='message') | list }}"
+"""
+
+RETURN = r"""
+changed:
+  description: Whether any persistent definition was (or, in check mode, would be) changed.
+  returned: always
+  type: bool
+findings:
+  description: One entry per deviation (per disk and rule), in domain and device order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    domain:
+      description: Domain name.
+      type: str
+    uuid:
+      description: Domain UUID.
+      type: str
+    device:
+      description: The disk; C(kind), C(target), C(bus), C(alias), C(source), C(serial) and C(path) (its XPath in the inactive XML).
+      type: dict
+    rule:
+      description:
+        - C(io-native-needs-direct-cache), C(cache-policy), C(io-policy), C(io-native-not-applicable)
+          or C(live-differs).
+      type: str
+    current:
+      description:
+        - C(cache) and C(io) (effective values), C(cache_set)/C(io_set) (whether the XML sets them) and
+          the effective blockdev flags C(writeback), C(direct), C(no_flush).
+      type: dict
+    desired:
+      description: The same keys after the fix.
+      type: dict
+    status:
+      description:
+        - V(drift) (check mode), V(fixed), V(failed), V(pending) (the definition is right, the running
+          domain waits for a cold boot) or V(skipped) (cannot be fixed by this run; see C(message)).
+      type: str
+    pending_restart:
+      description: The running domain still uses the old setting until its next cold boot.
+      type: bool
+    message:
+      description: What is wrong and what was (or would be) done.
+      type: str
+  sample:
+    - domain: web01
+      uuid: 5d3c1a0e-8c1f-4b43-9a57-0d0c6f7b2a11
+      device: {kind: disk, target: vda, bus: virtio, alias: ua-disk0, source: /var/lib/libvirt/images/web01.qcow2}
+      rule: io-native-needs-direct-cache
+      current: {cache: writeback, io: native, cache_set: true, io_set: true, writeback: true, direct: false, no_flush: false}
+      desired: {cache: writeback, io: threads, cache_set: true, io_set: true, writeback: true, direct: false, no_flush: false}
+      status: drift
+      pending_restart: true
+      message: "vda: io=native with cache=writeback is invalid (...); moved to io=threads"
+domains:
+  description: Every selected domain with its outcome and the effective settings of its disks.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Domain name.
+      type: str
+    uuid:
+      description: Domain UUID.
+      type: str
+    active:
+      description: Whether the domain was running.
+      type: bool
+    persistent:
+      description: Whether the domain has a persistent definition.
+      type: bool
+    changed:
+      description: Whether its definition was (or would be) changed.
+      type: bool
+    backup:
+      description: Path of the backup of the previous definition on the host, when it was redefined.
+      type: str
+    error:
+      description: Why the fix of this domain failed (its definition is unchanged or restored).
+      type: str
+    findings:
+      description: Number of findings of this domain.
+      type: int
+    disks:
+      description: Per disk C(target), C(alias), C(path), effective C(cache), C(io) and blockdev flags, after the run.
+      type: list
+      elements: dict
+summary:
+  description: Counts for dashboards.
+  returned: always
+  type: dict
+  contains:
+    domains_selected:
+      description: Number of domains looked at.
+      type: int
+    domains_changed:
+      description: Number of domains whose definition was (or would be) changed.
+      type: int
+    findings:
+      description: Number of findings.
+      type: int
+    by_status:
+      description: Number of findings per status.
+      type: dict
+    by_rule:
+      description: Number of findings per rule.
+      type: dict
+    pending_restart:
+      description: Number of findings waiting for a cold boot.
+      type: int
+host:
+  description: libvirt and hypervisor versions of the host.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _diskio, _domxml
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, Adapter
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._runner import failure_message, run_policy
+
+
+def argument_spec():
+    return dict(
+        uri=dict(type="str", default="qemu:///system"),
+        domains=dict(type="list", elements="str", default=[]),
+        exclude=dict(type="list", elements="str", default=[]),
+        backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
+        io=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.IO_MODES)),
+        cache=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.CACHE_MODES)),
+    )
+
+
+def run(module, params):
+    _diskio.validate_request(params["io"], params["cache"])
+    adapter = Adapter(params["uri"])
+    try:
+        lib, hv_type, hv = adapter.versions()
+        _diskio.check_host_support(params["io"], lib, hv_type, hv)
+        result = run_policy(
+            adapter,
+            lambda state: _diskio.plan_domain(state, want_io=params["io"], want_cache=params["cache"]),
+            domains=params["domains"], exclude=params["exclude"], check_mode=module.check_mode,
+            diff_mode=module._diff, backup_dir=params["backup_dir"],
+            report=lambda xml: {"disks": _diskio.disk_report(xml)},
+        )
+    finally:
+        adapter.close()
+    result["host"] = {"uri": params["uri"], "libvirt_version": ".".join(map(str, lib)),
+                      "hypervisor": hv_type, "hypervisor_version": ".".join(map(str, hv))}
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"), exception=str(LIBVIRT_IMPORT_ERROR))
+    if not _domxml.HAS_LXML:
+        module.fail_json(msg=missing_required_lib("lxml (python3-lxml)"), exception=str(_domxml.LXML_IMPORT_ERROR))
+    try:
+        result = run(module, module.params)
+    except VirtFleetError as exc:
+        module.fail_json(msg=exc.msg, changed=False, **exc.details)
+    msg = failure_message(result)
+    if msg:
+        module.fail_json(msg=msg, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
