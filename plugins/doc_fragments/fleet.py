@@ -9,6 +9,15 @@ class ModuleDocFragment:
     """Options shared by every virtfleet module that works on a host's domains."""
 
     DOCUMENTATION = r"""
+requirements:
+  - libvirt-python (C(python3-libvirt)) for the Python interpreter Ansible uses on the host
+  - lxml (C(python3-lxml))
+notes:
+  - The module reads libvirt's own inactive domain XML with C(VIR_DOMAIN_XML_SECURE) and patches only
+    what it must, then redefines it with C(VIR_DOMAIN_DEFINE_VALIDATE), re-reads it and checks that
+    nothing but the planned change happened; otherwise it restores the backup and fails.
+  - It never undefines, regenerates, starts, stops or restarts a domain. Changes to a running domain
+    reach its persistent definition and are reported with C(pending_restart) until its next cold boot.
 options:
   uri:
     description:
@@ -45,16 +54,4 @@ options:
       - The path of each backup is returned in RV(domains[].backup).
     type: path
     default: /var/lib/virtfleet/backups
-"""
-
-    REQUIREMENTS = r"""
-requirements:
-  - libvirt-python (C(python3-libvirt)) for the Python interpreter Ansible uses on the host
-  - lxml (C(python3-lxml))
-notes:
-  - The module reads libvirt's own inactive domain XML with C(VIR_DOMAIN_XML_SECURE) and patches only
-    what it must, then redefines it with C(VIR_DOMAIN_DEFINE_VALIDATE), re-reads it and checks that
-    nothing but the planned change happened; otherwise it restores the backup and fails.
-  - It never undefines, regenerates, starts, stops or restarts a domain. Changes to a running domain
-    reach its persistent definition and are reported with C(pending_restart) until its next cold boot.
 """

@@ -33,7 +33,6 @@ author:
 extends_documentation_fragment:
   - virtfleet.libvirt.fleet
   - virtfleet.libvirt.fleet.backup
-  - virtfleet.libvirt.fleet.requirements
 options:
   io:
     description:
