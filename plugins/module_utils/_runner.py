@@ -66,7 +66,8 @@ def run_policy(adapter, planner, domains=None, exclude=None, check_mode=False, d
                 item["message"] = "%s. FAILED: %s" % (change.message, error.msg)
             findings.append(item)
         if report is not None:
-            entry.update(report(patched if edits and status != _plan.FAILED else state.inactive_xml))
+            # The definition as it is after this run: unchanged in check mode and on failure.
+            entry.update(report(patched if edits and status == _plan.FIXED else state.inactive_xml))
         entry["findings"] = sum(1 for c in changes)
         entry["error"] = error.msg if error is not None else None
         per_domain.append(entry)

@@ -176,7 +176,9 @@ domains:
       description: Number of findings of this domain.
       type: int
     disks:
-      description: Per disk C(target), C(alias), C(path), effective C(cache), C(io) and blockdev flags, after the run.
+      description:
+        - Per disk C(target), C(alias), C(path), effective C(cache), C(io) and blockdev flags of the definition
+          as it is after this run (unchanged in check mode; see RV(findings[].desired) for what a fix would set).
       type: list
       elements: dict
 summary:
