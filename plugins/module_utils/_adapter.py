@@ -160,7 +160,12 @@ class Adapter:
                                     libvirt_code=_code(exc))
 
     def reread(self, state):
-        return self.read(self.conn.lookupByUUIDString(state.uuid))
+        try:
+            dom = self.conn.lookupByUUIDString(state.uuid)
+        except libvirt.libvirtError as exc:
+            raise LibvirtCallFailed("Domain %s (%s) vanished from %s while it was being changed: %s"
+                                    % (state.name, state.uuid, self.uri, exc), libvirt_code=_code(exc))
+        return self.read(dom)
 
     # --- applying --------------------------------------------------------------------------
 
@@ -195,4 +200,3 @@ class Adapter:
             return ("Restoring the previous definition FAILED (%s): restore it by hand with "
                     "'virsh define <backup>' using the backup file named here." % exc)
         return "The previous definition was restored."
-

@@ -128,7 +128,7 @@ def desired_driver(cache, io, want_cache, want_io):
             reasons.append((RULE_IO, "io %s -> %s as requested" % (io or "default (threads)", want_io)))
     if new_io == "native" and not is_direct(new_cache):
         new_io = "threads"
-        if new_cache != cache:
+        if new_cache != cache and is_direct(cache):
             why = "cache change to %s makes io=native invalid" % (new_cache or DEFAULT_CACHE)
         else:
             why = "io=native with cache=%s is invalid (QEMU falls back to threads, blockdev and libvirt reject it)" % (

@@ -8,7 +8,9 @@ Pure logic: imports neither ``libvirt`` nor ``AnsibleModule``.
 libvirt's own XML is canonical. Nothing here rebuilds a domain from a model: edits touch
 exactly the attributes they are asked to, on the parsed document, so unknown elements,
 foreign namespaces (``qemu:commandline``, ``<metadata>``), comments, PCI addresses and
-device order come out as they went in.
+device order come out as they went in. The text is re-serialised by lxml (double quotes, no
+trailing newline), which libvirt reformats on define anyway; diffs compare lxml's
+serialisation on both sides, so only the edited lines show.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ ATTACHABLE_KINDS = (
 REDACTED = "********"
 # Attributes that only VIR_DOMAIN_XML_SECURE reveals (graphics passwords) or that name secrets.
 _SECRET_ATTRS = frozenset(("passwd", "password"))
-_SECRET_IN_TEXT = re.compile(r"((?:password|passwd|secret)=)([^,\s'\"]+)", re.IGNORECASE)
+# ...and secrets passed inline to QEMU, e.g. <qemu:arg value='secret,id=s0,data=...'/>.
+_SECRET_IN_TEXT = re.compile(r"((?:password|passwd|secret|data|key)=)([^,\s'\"]+)", re.IGNORECASE)
 
 
 def _parser():
@@ -169,9 +172,9 @@ def ensure_child(parent, tag, first=False):
     if child is not None:
         return child
     child = etree.Element(tag)
-    kids = [k for k in parent]
+    kids = list(parent)
     if not kids:
-        outer = parent.tail if parent.tail and parent.tail.strip() == "" else "\n"
+        outer = _indent_before(parent)
         parent.text = outer + "  "
         child.tail = outer
         parent.append(child)
@@ -184,6 +187,13 @@ def ensure_child(parent, tag, first=False):
         last.tail = kids[-2].tail if len(kids) > 1 else parent.text
         parent.append(child)
     return child
+
+
+def _indent_before(el):
+    """The whitespace (newline + indentation) that precedes ``el`` in its parent."""
+    prev = el.getprevious()
+    ws = prev.tail if prev is not None else (el.getparent().text if el.getparent() is not None else None)
+    return ws if ws and ws.strip() == "" and "\n" in ws else "\n"
 
 
 def set_attrs(el, attrs):
@@ -204,7 +214,10 @@ def canonical(node):
     if isinstance(node, (str, bytes)):
         node = parse(node)
     children = tuple(canonical(c) for c in node if isinstance(c.tag, str))
-    txt = (node.text or "").strip() if not children else ""
+    txt = ""
+    if not children:
+        # Text interrupted by comments (<title>a<!-- x -->b</title>) is still one text.
+        txt = ((node.text or "") + "".join(c.tail or "" for c in node)).strip()
     return (node.tag, tuple(sorted(node.attrib.items())), txt, children)
 
 
@@ -231,8 +244,11 @@ def _diff(a, b, where, out, limit):
     if len(a[3]) != len(b[3]):
         out.append("%s: %d child elements -> %d" % (where, len(a[3]), len(b[3])))
         return
-    for i, (ca, cb) in enumerate(zip(a[3], b[3])):
-        _diff(ca, cb, "%s/%s[%d]" % (where, ca[0], i + 1), out, limit)
+    seen = {}
+    for ca, cb in zip(a[3], b[3]):
+        # XPath positions count siblings of the same tag, like the finding paths do.
+        seen[ca[0]] = seen.get(ca[0], 0) + 1
+        _diff(ca, cb, "%s/%s[%d]" % (where, ca[0], seen[ca[0]]), out, limit)
 
 
 # --- redaction -------------------------------------------------------------------------------

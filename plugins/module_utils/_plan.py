@@ -74,7 +74,7 @@ class Change:
 
 
 def apply_edits(xml_text, edits):
-    """Patch libvirt's XML in place with ``edits``; everything else is left byte-for-byte."""
+    """Patch libvirt's XML in place with ``edits``; everything else stays semantically identical."""
     if not edits:
         return xml_text
     root = _domxml.parse(xml_text)

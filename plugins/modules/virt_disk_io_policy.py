@@ -29,7 +29,7 @@ description:
     rule C(live-differs) and status C(pending) and C(changed=false).
   - Transient domains (no persistent definition) are reported with status C(skipped).
 author:
-  - virtfleet contributors
+  - virtfleet contributors (@virtfleet)
 extends_documentation_fragment:
   - virtfleet.libvirt.fleet
   - virtfleet.libvirt.fleet.backup
