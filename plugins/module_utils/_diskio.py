@@ -23,8 +23,8 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import PEN
 KEEP = "keep"
 CACHE_FLAGS = {
     # mode:         (writeback, direct, no_flush)
-    "writeback": (True, False, False),
     "none": (True, True, False),
+    "writeback": (True, False, False),
     "writethrough": (False, False, False),
     "directsync": (False, True, False),
     "unsafe": (True, False, True),
@@ -43,8 +43,10 @@ RULE_NATIVE_NA = "io-native-not-applicable"
 RULE_LIVE = "live-differs"
 RULE_TRANSIENT = "transient-domain"
 
-# Only real block devices of the qemu driver: a cdrom/floppy's cache is not a data-safety knob,
-# and vhost-user disks have no host-side cache/aio at all.
+# Requested cache/io policies apply to real block devices only: a cdrom's or floppy's cache is
+# not a data-safety knob. The native rule applies to every disk of the qemu driver, cdroms
+# included, because libvirt refuses to start a domain with any such disk. vhost-user disks have
+# no host-side cache/aio at all and are never touched.
 POLICY_DEVICES = ("disk", "lun")
 
 
@@ -100,10 +102,10 @@ def _v(version):
 
 
 def policy_disks(root):
-    """(path, element) of every disk the policy applies to, in document order."""
+    """(path, element) of every qemu-driver disk (any device=), in document order."""
     out = []
     for path, el in _domxml.devices(root):
-        if el.tag != "disk" or el.get("device", "disk") not in POLICY_DEVICES:
+        if el.tag != "disk":
             continue
         driver_name = _domxml.attr(el, "driver", "name")
         if driver_name not in (None, "qemu") or el.get("type") == "vhostuser":
@@ -147,7 +149,10 @@ def plan_domain(state, want_io=KEEP, want_cache=KEEP):
     changes = []
     for path, el in policy_disks(root):
         cache, io = _domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io")
-        new_cache, new_io, reasons = desired_driver(cache, io, want_cache, want_io)
+        if el.get("device", "disk") in POLICY_DEVICES:
+            new_cache, new_io, reasons = desired_driver(cache, io, want_cache, want_io)
+        else:
+            new_cache, new_io, reasons = desired_driver(cache, io, KEEP, KEEP)
         ident = _domxml.identity(el, path)
         device = {k: ident[k] for k in ("kind", "target", "bus", "alias", "source", "serial", "path")}
         current, desired = describe(cache, io), describe(new_cache, new_io)

@@ -214,11 +214,26 @@ def canonical(node):
     if isinstance(node, (str, bytes)):
         node = parse(node)
     children = tuple(canonical(c) for c in node if isinstance(c.tag, str))
+    if node.tag == "devices":
+        children = _controllers_sorted(children)
     txt = ""
     if not children:
         # Text interrupted by comments (<title>a<!-- x -->b</title>) is still one text.
         txt = ((node.text or "") + "".join(c.tail or "" for c in node)).strip()
     return (node.tag, tuple(sorted(node.attrib.items())), txt, children)
+
+
+def _controllers_sorted(children):
+    # libvirt keeps controllers sorted by (type, index) and re-sorts them on define (a
+    # pcie-root-port it auto-added is appended first, sorted on the next define), so their order
+    # carries no meaning. Every other device keeps its document order.
+    def key(item):
+        attrs = dict(item[1])
+        index = attrs.get("index", "0")
+        return (attrs.get("type", ""), int(index) if index.isdigit() else 0, index)
+
+    others = tuple(c for c in children if c[0] != "controller")
+    return others + tuple(sorted((c for c in children if c[0] == "controller"), key=key))
 
 
 def differences(a, b, limit=10):
@@ -238,9 +253,9 @@ def _diff(a, b, where, out, limit):
         da, db = dict(a[1]), dict(b[1])
         for key in sorted(set(da) | set(db)):
             if da.get(key) != db.get(key):
-                out.append("%s/@%s: %r -> %r" % (where, key, da.get(key), db.get(key)))
+                out.append("%s/@%s: %r -> %r" % (where, key, _shown(key, da.get(key)), _shown(key, db.get(key))))
     if a[2] != b[2]:
-        out.append("%s/text(): %r -> %r" % (where, a[2], b[2]))
+        out.append("%s/text(): %r -> %r" % (where, _shown("", a[2]), _shown("", b[2])))
     if len(a[3]) != len(b[3]):
         out.append("%s: %d child elements -> %d" % (where, len(a[3]), len(b[3])))
         return
@@ -253,6 +268,15 @@ def _diff(a, b, where, out, limit):
 
 # --- redaction -------------------------------------------------------------------------------
 
+def _shown(name, value):
+    """A value safe to print in a message (secrets replaced)."""
+    if value is None:
+        return None
+    if name.lower() in _SECRET_ATTRS:
+        return REDACTED
+    return _SECRET_IN_TEXT.sub(r"\1" + REDACTED, value)
+
+
 def redact(xml_text):
     """Domain XML with secrets (graphics passwords and the like) replaced, for diffs and logs."""
     root = parse(xml_text)
@@ -260,10 +284,7 @@ def redact(xml_text):
         if not isinstance(el.tag, str):
             continue
         for name in list(el.attrib):
-            if name.lower() in _SECRET_ATTRS:
-                el.set(name, REDACTED)
-            elif _SECRET_IN_TEXT.search(el.get(name)):
-                el.set(name, _SECRET_IN_TEXT.sub(r"\1" + REDACTED, el.get(name)))
+            el.set(name, _shown(name, el.get(name)))
         if el.tag == "secret" and el.text and el.text.strip():
             el.text = REDACTED
     return to_string(root)

@@ -10,9 +10,10 @@ module: virt_disk_io_policy
 short_description: Audit and enforce the io= and cache= policy of every disk of libvirt domains
 version_added: 0.1.0
 description:
-  - Checks the C(<driver io= cache=>) of every disk (C(device='disk') and C(device='lun') of the qemu
-    driver) of every selected domain of one host in a single call, and fixes the persistent
-    definitions.
+  - Checks the C(<driver io= cache=>) of every disk of the qemu driver of every selected domain of one
+    host in a single call, and fixes the persistent definitions.
+  - O(io) and O(cache) requests apply to C(device='disk') and C(device='lun'); the native rule below
+    applies to cdroms and floppies too, because libvirt refuses to start a domain with any such disk.
   - "Always enforced: C(io='native') is only valid with C(cache='none') or C(cache='directsync'). Native
     AIO needs O_DIRECT: with a host page cache QEMU silently falls back to threads, C(-blockdev) rejects
     it and libvirt refuses to start such a domain. Such disks move to C(io='threads')."

@@ -88,11 +88,11 @@ def effective(cache, io):
 
 
 def native_with_cached_disk(xml_text):
-    """Targets of qemu disk/lun devices whose XML says io=native with a non-direct cache."""
+    """Targets of qemu disks (any device=, cdroms included) whose XML says io=native with a non-direct cache."""
     root = etree.fromstring(xml_text.encode("utf-8"))
     bad = []
     for disk in root.iterfind("devices/disk"):
-        if disk.get("device", "disk") not in ("disk", "lun") or disk.get("type") == "vhostuser":
+        if disk.get("type") == "vhostuser":
             continue
         drv = disk.find("driver")
         if drv is None or drv.get("name") not in (None, "qemu"):

@@ -86,8 +86,15 @@ CASES = {
                  "vdc": {"name": "qemu", "type": "qcow2", "cache": "unsafe", "io": "io_uring"}},
         messages={"vdc": ["io default (threads) -> io_uring"]},
     ),
-    # cdrom, floppy, a non-qemu driver and a vhost-user disk: never policy disks
-    "ignored-devices": dict(io="threads", cache="none", findings=[], drivers={}),
+    # cdrom and floppy: requests (cache none) never apply, but the native rule does, because
+    # libvirt refuses to start a domain with io=native on a cached cdrom too; a non-qemu driver
+    # and a vhost-user disk are never touched.
+    "ignored-devices": dict(
+        io="threads", cache="none",
+        findings=[("sda", N, "", {"io": "threads"}, False), ("fda", N, "", {"io": "threads"}, False)],
+        drivers={"sda": {"name": "qemu", "type": "raw", "cache": "writeback", "io": "threads", "discard": "unmap"},
+                 "fda": {"name": "qemu", "type": "raw", "cache": "unsafe", "io": "threads"}},
+    ),
     "transient": dict(
         io="keep", cache="keep", persistent=False, active=True, live="transient-in.xml",
         findings=[("vda", N, _plan.SKIPPED, None, False)],

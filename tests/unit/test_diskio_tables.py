@@ -145,7 +145,7 @@ def test_default_values_match_requests_without_change():
     ("NATIVE", "keep", "io='NATIVE'"),
     ("", "keep", "io=''"),
     (None, "keep", "io=None"),
-    ("keep", "default", "cache='default' is not one of keep, writeback, none, writethrough, directsync, unsafe"),
+    ("keep", "default", "cache='default' is not one of keep, none, writeback, writethrough, directsync, unsafe"),
     ("keep", "None", "cache='None'"),
     ("keep", None, "cache=None"),
 ])

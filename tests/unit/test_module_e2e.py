@@ -126,10 +126,12 @@ def test_check_mode_reports_every_finding(run_module, node_uri, tmp_path):
     assert result["changed"] is True
     got = [(f["domain"], f["device"]["target"], f["rule"], f["status"], f["pending_restart"])
            for f in result["findings"]]
-    # domains sorted by name; every offending disk of every domain; the cdrom is not a policy disk
+    # domains sorted by name; every offending disk of every domain, the cdrom included (libvirt
+    # refuses to start a domain with io=native on a cached cdrom as well)
     assert got == [
         ("db01", "vdb", "io-native-needs-direct-cache", "drift", True),
         ("web01", "vda", "io-native-needs-direct-cache", "drift", True),
+        ("web01", "hdc", "io-native-needs-direct-cache", "drift", True),
     ]
     web = result["findings"][1]
     assert web["device"]["alias"] == "ua-disk-root"
@@ -137,7 +139,7 @@ def test_check_mode_reports_every_finding(run_module, node_uri, tmp_path):
                               "writeback": True, "direct": False, "no_flush": False}
     assert web["desired"]["io"] == "threads" and web["desired"]["cache"] == "writeback"
     assert result["summary"]["domains_selected"] == 3 and result["summary"]["domains_changed"] == 2
-    assert result["summary"]["by_status"]["drift"] == 2
+    assert result["summary"]["by_status"]["drift"] == 3
     assert result["host"] == {"uri": node_uri, "libvirt_version": _lib_version(), "hypervisor": "TEST",
                               "hypervisor_version": "0.0.2"}
     # diff: before/after per changed domain, secrets redacted
@@ -154,9 +156,11 @@ def test_check_mode_requests_and_selection(run_module, node_uri):
     assert not result.get("failed"), result.get("msg")
     assert [d["name"] for d in result["domains"]] == ["web01"]
     got = [(f["device"]["target"], f["rule"], f["desired"]["cache"], f["desired"]["io"]) for f in result["findings"]]
+    # requests apply to disk/lun only; the cdrom gets only the always-enforced native rule
     assert got == [("vda", "cache-policy", "none", "native"),
                    ("vdb", "cache-policy", "none", "native"),
-                   ("vdb", "io-policy", "none", "native")]
+                   ("vdb", "io-policy", "none", "native"),
+                   ("hdc", "io-native-needs-direct-cache", "writeback", "threads")]
 
 
 def test_real_run_fixes_definition_with_backup(run_module, node_uri, tmp_path):
@@ -165,10 +169,10 @@ def test_real_run_fixes_definition_with_backup(run_module, node_uri, tmp_path):
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] is True
     assert [(f["device"]["target"], f["status"], f["pending_restart"]) for f in result["findings"]] == [
-        ("vda", "fixed", True)]   # the test driver's domains run: live XML still has io=native
+        ("vda", "fixed", True), ("hdc", "fixed", True)]   # test driver domains run: live XML keeps io=native
     (dom,) = result["domains"]
     assert [(d["target"], d["cache"], d["io"]) for d in dom["disks"]] == [
-        ("vda", "writeback", "threads"), ("vdb", "writeback", "threads")]
+        ("vda", "writeback", "threads"), ("vdb", "writeback", "threads"), ("hdc", "writeback", "threads")]
     assert stat.S_IMODE(os.stat(backup_dir).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(dom["backup"]).st_mode) == 0o600
     with open(dom["backup"], encoding="utf-8") as fh:
