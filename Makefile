@@ -1,0 +1,76 @@
+# virtfleet.libvirt: developer and CI entry points (Debian 12, Python 3.11). `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.requirements.stamp
+# The collection is the repo root; ansible and pytest find it through this symlink.
+COLLECTIONS := $(CURDIR)/.build/collections
+COLL_LINK   := .build/collections/ansible_collections/virtfleet/libvirt
+COLL_ENV    := ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS)
+LAB_ENV     := /run/virtfleet-lab.env
+# libvirt-python has no wheel: it compiles against libvirt-dev via pkg-config. libvirt0 (pulled
+# in by libvirt-dev) alone carries the test:/// driver, so `make demo` needs no daemon.
+APT_VENV := libvirt-dev pkg-config
+
+.PHONY: help deps venv collection demo lab units sanity integration test clean
+
+help:
+	@echo 'make venv         apt prerequisites + .venv with requirements.txt (stamp: reruns are instant)'
+	@echo 'make collection   symlink $(COLL_LINK) -> repo root'
+	@echo 'make demo         ansible-playbook playbooks/demo.yml --check (test:/// driver, no daemon)'
+	@echo 'make lab          install + start libvirtd/virtlogd without systemd (scripts/lab.sh; root)'
+	@echo 'make units        pytest tests/unit'
+	@echo 'make sanity       ansible-test sanity --local on a fresh copy (scripts/sanity.sh)'
+	@echo 'make integration  lab, then pytest tests/integration with $(LAB_ENV) exported'
+	@echo 'make test         units, sanity, integration (all run; fails if any failed)'
+	@echo 'make clean        remove .venv, .build and test caches'
+
+deps:
+	@scripts/ensure-apt.sh $(APT_VENV)
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || scripts/ensure-apt.sh python3-venv
+
+venv: $(STAMP)
+
+# Order-only on deps: the apt check runs every time (a few ms) but does not force a reinstall.
+$(STAMP): requirements.txt | deps
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+collection:
+	@mkdir -p $(dir $(COLL_LINK))
+	@ln -sfn ../../../.. $(COLL_LINK)
+
+demo: venv collection
+	$(COLL_ENV) $(VENV)/bin/ansible-playbook -i playbooks/inventory/sample_fleet.yml playbooks/demo.yml --check
+
+lab:
+	@scripts/lab.sh
+
+units: venv collection
+	@scripts/run-pytest.sh tests/unit
+
+# shellcheck: without it ansible-test skips the shell scripts with a warning.
+sanity: venv
+	@scripts/ensure-apt.sh shellcheck
+	@scripts/sanity.sh $(SANITY_ARGS)
+
+integration: venv collection lab
+	@set -a; . $(LAB_ENV); set +a; scripts/run-pytest.sh tests/integration
+
+# Every suite runs even when an earlier one fails; integration runs last so that the last line
+# printed on success is its pytest summary.
+test: venv collection
+	@failed=; \
+	$(MAKE) --no-print-directory units || failed="$$failed units"; \
+	$(MAKE) --no-print-directory sanity || failed="$$failed sanity"; \
+	$(MAKE) --no-print-directory integration || failed="$$failed integration"; \
+	if [[ -n $$failed ]]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi
+
+clean:
+	rm -rf $(VENV) .build tests/output .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
