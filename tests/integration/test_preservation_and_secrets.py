@@ -4,7 +4,6 @@ password is kept in the definition but never shown."""
 from __future__ import annotations
 
 import libvirt
-import pytest
 
 from _itlib import (
     LEGACY_VNC_PASSWORD,

@@ -337,5 +337,3 @@ def test_apply_edits_unknown_device_path_fails():
 def test_apply_edits_no_edits_returns_text_untouched():
     xml = "<?xml version='1.0'?>\n<!-- header -->\n" + DISK + "\n"
     assert _plan.apply_edits(xml, ()) is xml
-
-
