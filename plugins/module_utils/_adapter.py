@@ -51,6 +51,11 @@ def _version_tuple(number):
     return (number // 1000000, (number // 1000) % 1000, number % 1000)
 
 
+# virDomainState -> the words virsh uses
+_STATES = {0: "no state", 1: "running", 2: "blocked", 3: "paused", 4: "shutting down", 5: "shut off",
+           6: "crashed", 7: "suspended"}
+
+
 def _code(exc):
     try:
         return exc.get_error_code()
@@ -99,6 +104,11 @@ class Adapter:
         except libvirt.libvirtError as exc:
             raise LibvirtCallFailed("Cannot read versions from %s: %s" % (self.uri, exc), libvirt_code=_code(exc))
         return lib, hv_type, hv
+
+    def host_facts(self):
+        lib, hv_type, hv = self.versions()
+        return {"uri": self.uri, "libvirt_version": ".".join(map(str, lib)), "hypervisor": hv_type,
+                "hypervisor_version": ".".join(map(str, hv))}
 
     # --- domain selection ------------------------------------------------------------------
 
@@ -151,10 +161,12 @@ class Adapter:
             active = bool(dom.isActive())
             persistent = bool(dom.isPersistent())
             flags = libvirt.VIR_DOMAIN_XML_SECURE
+            # A transient domain has no inactive definition: its INACTIVE XML is the live one.
             inactive = dom.XMLDesc(flags | libvirt.VIR_DOMAIN_XML_INACTIVE)
             live = dom.XMLDesc(flags) if active else None
+            run_state = _STATES.get(dom.state()[0], "unknown")
             return DomainState(name=dom.name(), uuid=dom.UUIDString(), active=active, persistent=persistent,
-                               inactive_xml=inactive, live_xml=live)
+                               inactive_xml=inactive, live_xml=live, state=run_state)
         except libvirt.libvirtError as exc:
             raise LibvirtCallFailed("Cannot read domain %s on %s: %s" % (dom.name(), self.uri, exc),
                                     libvirt_code=_code(exc))

@@ -114,9 +114,16 @@ def _source(el):
         return "%s:%s" % (src.get("protocol"), src.get("name") or "")
     if src.get("name"):
         return src.get("name")
+    vendor, product = attr(src, "vendor", "id"), attr(src, "product", "id")
+    if vendor and product:  # USB hostdev/redirdev by vendor:product
+        return "usb:%s:%s" % (vendor, product)
     addr = src.find("address")
+    if addr is not None and addr.get("uuid"):  # mediated device
+        return "mdev:%s" % addr.get("uuid")
     if addr is not None and addr.get("bus") is not None:
-        return _format_address(addr)
+        adapter = attr(src, "adapter", "name")
+        formatted = _format_address(addr)
+        return "%s:%s" % (adapter, formatted) if adapter else formatted
     return None
 
 
@@ -166,13 +173,23 @@ def find_device(root, path):
 
 # --- minimal edits -------------------------------------------------------------------------
 
-def ensure_child(parent, tag, first=False):
-    """Return ``parent``'s child ``tag``, creating it (with matching indentation) if missing."""
+def ensure_child(parent, tag, first=False, before=()):
+    """Return ``parent``'s child ``tag``, creating it (with matching indentation) if missing.
+
+    A new child goes first (``first``), or before the first existing child whose tag is in
+    ``before``, or last.
+    """
     child = parent.find(tag)
     if child is not None:
         return child
     child = etree.Element(tag)
     kids = list(parent)
+    anchor = next((k for k in kids if k.tag in before), None)
+    if anchor is not None and anchor is not kids[0]:
+        child.tail = anchor.getprevious().tail
+        anchor.addprevious(child)
+        return child
+    first = first or anchor is not None
     if not kids:
         outer = _indent_before(parent)
         parent.text = outer + "  "
@@ -216,6 +233,10 @@ def canonical(node):
     children = tuple(canonical(c) for c in node if isinstance(c.tag, str))
     if node.tag == "devices":
         children = _controllers_sorted(children)
+    elif node.getparent() is not None and node.getparent().tag == "devices":
+        # Inside one device, libvirt parses children by name and writes them in its own order
+        # (e.g. <alias> before <address>); only the order among same-named children can matter.
+        children = tuple(sorted(children, key=lambda c: c[0]))
     txt = ""
     if not children:
         # Text interrupted by comments (<title>a<!-- x -->b</title>) is still one text.

@@ -36,6 +36,7 @@ class DomainState:
     persistent: bool
     inactive_xml: str           # VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE
     live_xml: str | None = None  # VIR_DOMAIN_XML_SECURE, only while active
+    state: str = ""              # libvirt run state: running, paused, shut off, ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Edit:
     child: str
     attrs: tuple
     child_first: bool = False
+    child_before: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def apply_edits(xml_text, edits):
         if el is None:
             raise _domxml.XMLError("Planned edit targets %s, which is not in the domain XML." % edit.device)
         if edit.child:
-            el = _domxml.ensure_child(el, edit.child, first=edit.child_first)
+            el = _domxml.ensure_child(el, edit.child, first=edit.child_first, before=edit.child_before)
         _domxml.set_attrs(el, edit.attrs)
     return _domxml.to_string(root)
 

@@ -20,13 +20,16 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import V
 
 
 def run_policy(adapter, planner, domains=None, exclude=None, check_mode=False, diff_mode=False,
-               backup_dir=None, report=None):
+               backup_dir=None, report=None, precheck=None):
     """Audit (check mode) or remediate every selected domain with ``planner(state) -> [Change]``.
 
-    ``report(xml_text)`` optionally describes a domain (e.g. effective disk flags) in the result.
+    ``report(xml_text)`` optionally describes a domain (e.g. effective disk flags) in the result;
+    ``precheck(states)`` may reject the request once every selected domain has been read.
     Returns the module result dict (without ``failed``/``msg``; see :func:`failure_message`).
     """
     states = [adapter.read(dom) for dom in adapter.select(domains, exclude)]
+    if precheck is not None:
+        precheck(states)  # cross-domain validation of the request, before any planning
     # Plan everything before changing anything: a planner error aborts with nothing changed.
     plans = [(state, planner(state)) for state in states]
     if not check_mode and any(_plan.domain_edits(changes) for _state, changes in plans):

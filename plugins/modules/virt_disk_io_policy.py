@@ -211,13 +211,14 @@ host:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _diskio, _domxml
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, Adapter
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _diskio
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import Adapter
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._runner import failure_message, run_policy
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, require_libraries
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._runner import run_policy
 
 
 def argument_spec():
@@ -244,27 +245,20 @@ def run(module, params):
             diff_mode=module._diff, backup_dir=params["backup_dir"],
             report=lambda xml: {"disks": _diskio.disk_report(xml)},
         )
+        result["host"] = adapter.host_facts()
     finally:
         adapter.close()
-    result["host"] = {"uri": params["uri"], "libvirt_version": ".".join(map(str, lib)),
-                      "hypervisor": hv_type, "hypervisor_version": ".".join(map(str, hv))}
     return result
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_LIBVIRT:
-        module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"), exception=str(LIBVIRT_IMPORT_ERROR))
-    if not _domxml.HAS_LXML:
-        module.fail_json(msg=missing_required_lib("lxml (python3-lxml)"), exception=str(_domxml.LXML_IMPORT_ERROR))
+    require_libraries(module)
     try:
         result = run(module, module.params)
     except VirtFleetError as exc:
         module.fail_json(msg=exc.msg, changed=False, **exc.details)
-    msg = failure_message(result)
-    if msg:
-        module.fail_json(msg=msg, **result)
-    module.exit_json(**result)
+    finish(module, result)
 
 
 if __name__ == "__main__":

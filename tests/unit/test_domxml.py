@@ -88,6 +88,19 @@ BASE = ("<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1
         "</interface></devices><qemu:commandline><qemu:arg value='-S'/></qemu:commandline></domain>")
 
 
+def test_canonical_ignores_child_order_inside_a_device():
+    # libvirt writes a device's children in its own order (<alias> before <address>), so the
+    # order of differently named children of one device is not drift; the order of devices is.
+    a = BASE
+    b = BASE.replace("<driver name='qemu' cache='none'/><target dev='vda' bus='virtio'/>",
+                     "<target dev='vda' bus='virtio'/><driver name='qemu' cache='none'/>")
+    assert _domxml.canonical(a) == _domxml.canonical(b)
+    disk = BASE[BASE.index("<disk "):BASE.index("</disk>") + len("</disk>")]
+    nic = BASE[BASE.index("<interface "):BASE.index("</interface>") + len("</interface>")]
+    swapped = BASE.replace(disk + nic, nic + disk)
+    assert swapped != BASE and _domxml.canonical(swapped) != _domxml.canonical(BASE)
+
+
 @pytest.mark.parametrize("variant", [
     # whitespace / indentation
     BASE.replace("<name>", "\n  <name>").replace("<devices>", "\n  <devices>\n    "),
@@ -110,8 +123,10 @@ def test_canonical_ignores_formatting(variant):
     BASE.replace(" cache='none'", ""),                                    # attribute removed
     BASE.replace("<name>a</name>", "<name>b</name>"),                      # text value
     BASE.replace("<name>a</name><devices>", "<devices>").replace("</devices>", "</devices><name>a</name>"),  # order
-    BASE.replace("<driver name='qemu' cache='none'/><target dev='vda' bus='virtio'/>",
-                 "<target dev='vda' bus='virtio'/><driver name='qemu' cache='none'/>"),  # child order
+    BASE.replace("<mac address='52:54:00:00:00:01'/>",
+                 "<ip address='10.0.0.1'/><ip address='10.0.0.2'/>").replace(
+        "</interface>", "</interface>").replace("<ip address='10.0.0.1'/><ip address='10.0.0.2'/>",
+                                                "<ip address='10.0.0.2'/><ip address='10.0.0.1'/>"),  # same-tag order
     BASE.replace("xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'", "xmlns:qemu='urn:other'"),  # ns URI
     BASE.replace("<qemu:arg value='-S'/>", "<qemu:arg value='-S'/><qemu:arg value='-S'/>"),  # extra child
 ])
