@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import sys
+import threading
 
 try:
     import libvirt
@@ -36,8 +37,10 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import D
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
     ConnectionFailed,
     DefineFailed,
+    DeviceMissing,
     DomainNotFound,
     LibvirtCallFailed,
+    UnplugPending,
     VerificationFailed,
 )
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
@@ -212,3 +215,143 @@ class Adapter:
             return ("Restoring the previous definition FAILED (%s): restore it by hand with "
                     "'virsh define <backup>' using the backup file named here." % exc)
         return "The previous definition was restored."
+
+
+# --- events and detach --------------------------------------------------------------------------
+
+class _EventLoop:
+    """libvirt's default event loop in a daemon thread, for as long as one module runs.
+
+    virEventRegisterDefaultImpl() must run before the connection is opened, or the connection
+    never delivers events; it can be registered only once per process.
+    """
+
+    registered = False
+    thread = None
+    stopping = False
+
+    @classmethod
+    def start(cls):
+        if not cls.registered:
+            libvirt.virEventRegisterDefaultImpl()
+            cls.registered = True
+        if cls.thread is None or not cls.thread.is_alive():
+            cls.stopping = False
+            cls.thread = threading.Thread(target=cls._run, name="libvirt-events", daemon=True)
+            cls.thread.start()
+
+    @classmethod
+    def _run(cls):
+        while not cls.stopping:
+            libvirt.virEventRunDefaultImpl()
+
+    @classmethod
+    def stop(cls):
+        if cls.thread is None:
+            return
+        cls.stopping = True
+        # wake virEventRunDefaultImpl() up with a one-shot timer so the thread sees the flag
+        libvirt.virEventAddTimeout(0, lambda timer, _opaque: libvirt.virEventRemoveTimeout(timer), None)
+        cls.thread.join(5)
+        cls.thread = None
+
+
+class Waiter:
+    """The outcome of one device's live detach, as announced by libvirt's device events."""
+
+    def __init__(self, alias):
+        self.alias = alias
+        self.outcome = None   # "removed" | "failed"
+        self._event = threading.Event()
+
+    def set(self, outcome):
+        if self.outcome is None:
+            self.outcome = outcome
+        self._event.set()
+
+    def wait(self, timeout):
+        self._event.wait(timeout)
+        return self.outcome
+
+
+class DeviceEvents:
+    """DEVICE_REMOVED / DEVICE_REMOVAL_FAILED of one domain, dispatched to waiters by alias."""
+
+    def __init__(self, conn, dom):
+        self._conn = conn
+        self._waiters = {}
+        self._lock = threading.Lock()
+        self._ids = [
+            conn.domainEventRegisterAny(dom, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                        lambda _c, _d, alias, _o: self._dispatch(alias, "removed"), None),
+            conn.domainEventRegisterAny(dom, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
+                                        lambda _c, _d, alias, _o: self._dispatch(alias, "failed"), None),
+        ]
+
+    def expect(self, alias):
+        """Register the waiter for ``alias``; call this BEFORE the detach request."""
+        with self._lock:
+            waiter = self._waiters.setdefault(alias, Waiter(alias))
+        return waiter
+
+    def _dispatch(self, alias, outcome):
+        with self._lock:
+            waiter = self._waiters.get(alias)
+        if waiter is not None:
+            waiter.set(outcome)
+
+    def close(self):
+        for cb_id in self._ids:
+            try:
+                self._conn.domainEventDeregisterAny(cb_id)
+            except libvirt.libvirtError:  # pragma: no cover - connection already gone
+                pass
+
+
+class DetachAdapter(Adapter):
+    """An Adapter with the event loop running, for detaching devices."""
+
+    def __init__(self, uri=DEFAULT_URI):
+        if HAS_LIBVIRT:
+            _EventLoop.start()  # before the connection opens
+        super(DetachAdapter, self).__init__(uri)
+
+    def close(self):
+        super(DetachAdapter, self).close()
+        _EventLoop.stop()
+
+    def lookup_uuid(self, uuid):
+        try:
+            return self.conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError as exc:
+            raise LibvirtCallFailed("Domain %s vanished from %s: %s" % (uuid, self.uri, exc), libvirt_code=_code(exc))
+
+    def events(self, dom):
+        return DeviceEvents(self.conn, dom)
+
+    def detach(self, dom, alias, device_xml, live):
+        """One detach request. Prefers detachDeviceAlias (returns at once; detachDeviceFlags(LIVE)
+        blocks up to 5 s and then returns success even when the guest has not released the device).
+        Only user aliases (ua-) can be used for the persistent definition: automatic aliases exist
+        only in the live domain."""
+        flag = libvirt.VIR_DOMAIN_AFFECT_LIVE if live else libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        by_alias = bool(alias) and (live or alias.startswith("ua-"))
+        try:
+            if by_alias:
+                dom.detachDeviceAlias(alias, flag)
+            else:
+                dom.detachDeviceFlags(device_xml, flag)
+        except libvirt.libvirtError as exc:
+            text = str(exc)
+            if _code(exc) == libvirt.VIR_ERR_DEVICE_MISSING or "no device found with alias" in text:
+                raise DeviceMissing(text, libvirt_code=_code(exc))
+            if "already in the process of unplug" in text:
+                raise UnplugPending(text, libvirt_code=_code(exc))
+            raise LibvirtCallFailed(text, libvirt_code=_code(exc))
+        return "alias" if by_alias else "xml"
+
+    def live_xml(self, dom):
+        try:
+            return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE) if dom.isActive() else None
+        except libvirt.libvirtError as exc:
+            raise LibvirtCallFailed("Cannot read the live XML of %s: %s" % (dom.name(), exc), libvirt_code=_code(exc))

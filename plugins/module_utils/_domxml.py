@@ -78,6 +78,13 @@ def to_string(root):
     return etree.tostring(root, encoding="unicode")
 
 
+def element_string(el):
+    """One element (e.g. a device) as a standalone XML string, without its tail."""
+    copy = etree.fromstring(etree.tostring(el))
+    copy.tail = None
+    return to_string(copy)
+
+
 def devices(root):
     """Device elements under /domain/devices in document order, with their path."""
     devs = root.find("devices")

@@ -51,3 +51,15 @@ class DefineFailed(LibvirtCallFailed):
 
 class VerificationFailed(VirtFleetError):
     """Re-reading after define showed an unplanned difference; the backup was restored."""
+
+
+class DeviceMissing(LibvirtCallFailed):
+    """libvirt says the device is not there (already detached)."""
+
+
+class UnplugPending(LibvirtCallFailed):
+    """QEMU is still unplugging the device from an earlier request ("already in the process of unplug")."""
+
+
+class DetachFailed(VirtFleetError):
+    """A device could not be detached; ``details['devices']`` says what state each device is in."""
