@@ -8,8 +8,22 @@ from __future__ import annotations
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DEFAULT_URI, HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._runner import failure_message
+
+
+def fleet_argument_spec(backup=True, **extra):
+    """The options of the virtfleet.libvirt.fleet doc fragment (uri, domains, exclude, backup_dir)."""
+    spec = dict(
+        uri=dict(type="str", default=DEFAULT_URI),
+        domains=dict(type="list", elements="str", default=[]),
+        exclude=dict(type="list", elements="str", default=[]),
+    )
+    if backup:
+        spec["backup_dir"] = dict(type="path", default=DEFAULT_BACKUP_DIR)
+    spec.update(extra)
+    return spec
 
 
 def require_libraries(module):

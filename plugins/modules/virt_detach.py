@@ -188,7 +188,7 @@ devices:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _detach
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DetachAdapter
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DEFAULT_URI, DetachAdapter
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import require_libraries
@@ -196,7 +196,7 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import r
 
 def argument_spec():
     return dict(
-        uri=dict(type="str", default="qemu:///system"),
+        uri=dict(type="str", default=DEFAULT_URI),
         domain=dict(type="str", required=True),
         devices=dict(type="list", elements="dict", required=True),
         persistent=dict(type="bool", default=True),

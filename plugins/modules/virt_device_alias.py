@@ -197,18 +197,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _domxml, _select
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import Adapter
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest, VirtFleetError
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, require_libraries
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, fleet_argument_spec, require_libraries
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._runner import run_policy
 
 
 def argument_spec():
-    return dict(
-        uri=dict(type="str", default="qemu:///system"),
-        domains=dict(type="list", elements="str", default=[]),
-        exclude=dict(type="list", elements="str", default=[]),
-        backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
+    return fleet_argument_spec(
         device_types=dict(type="list", elements="str", default=list(_alias.DEFAULT_TYPES),
                           choices=list(_alias.SUPPORTED_TYPES)),
         aliases=dict(type="list", elements="dict", default=[], options=dict(

@@ -215,18 +215,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _diskio
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import Adapter
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, require_libraries
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, fleet_argument_spec, require_libraries
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._runner import run_policy
 
 
 def argument_spec():
-    return dict(
-        uri=dict(type="str", default="qemu:///system"),
-        domains=dict(type="list", elements="str", default=[]),
-        exclude=dict(type="list", elements="str", default=[]),
-        backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
+    return fleet_argument_spec(
         io=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.IO_MODES)),
         cache=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.CACHE_MODES)),
     )

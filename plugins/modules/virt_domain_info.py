@@ -134,14 +134,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _info, _select
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import Adapter
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import require_libraries
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import fleet_argument_spec, require_libraries
 
 
 def argument_spec():
-    return dict(
-        uri=dict(type="str", default="qemu:///system"),
-        domains=dict(type="list", elements="str", default=[]),
-        exclude=dict(type="list", elements="str", default=[]),
+    return fleet_argument_spec(
+        backup=False,
         lookup=dict(type="list", elements="dict", default=[]),
     )
 
