@@ -139,9 +139,10 @@ class Adapter:
                         % (self.uri, ", ".join(missing), shown or "(none)"),
                         missing=missing, uri=self.uri)
             else:
-                doms = sorted(self.conn.listAllDomains(0), key=lambda d: d.name())
+                doms = self.conn.listAllDomains(0)
         except libvirt.libvirtError as exc:
             raise LibvirtCallFailed("Cannot list domains on %s: %s" % (self.uri, exc), libvirt_code=_code(exc))
+        doms = sorted(doms, key=lambda d: d.name())
         return [d for d in doms if not any(fnmatch.fnmatchcase(d.name(), pat) for pat in exclude)]
 
     def _lookup(self, key):

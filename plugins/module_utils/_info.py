@@ -68,7 +68,9 @@ def domain_facts(state, lookups=()):
             live_item = _device(item["index"], other[0], other[1], other[2])
             item["live"] = True
             item["live_alias"] = live_item["alias"]
-            item["live_differs"] = [k for k in COMPARED if item.get(k) != live_item.get(k)]
+            # Only what the definition sets can differ: libvirt fills in automatic aliases
+            # (pci.1, scsi0) and generated paths (a channel's socket) in the live XML only.
+            item["live_differs"] = [k for k in COMPARED if item.get(k) is not None and item.get(k) != live_item.get(k)]
         for entry in live_only:
             live_item = _device(None, entry[0], entry[1], entry[2])
             live_item.update(persistent=False, live=True, live_alias=live_item["alias"], alias=None)

@@ -155,7 +155,7 @@ findings:
     - domain: db01
       uuid: 5d3c1a0e-8c1f-4b43-9a57-0d0c6f7b2a11
       device: {kind: interface, target: null, bus: null, alias: null, source: default, serial: null,
-               mac: "52:54:00:6b:3c:58", path: "/domain/devices/interface[1]"}
+               mac: "52:54:00:6b:3c:58", path: "/domain/devices/interface"}
       rule: alias-missing
       current: {alias: null}
       desired: {alias: ua-net-5254006b3c58, basis: mac}
@@ -232,14 +232,18 @@ def validate_assignments(aliases):
     return out
 
 
+def _names(state, key):
+    """Whether ``key`` names ``state``: its name, or its UUID in any spelling libvirt accepts."""
+    return key == state.name or key.replace("-", "").lower() == state.uuid.replace("-", "").lower()
+
+
 def for_domain(assignments, state):
-    return [(i, sel, alias) for i, dom, sel, alias in assignments if dom in (state.name, state.uuid)]
+    return [(i, sel, alias) for i, dom, sel, alias in assignments if _names(state, dom)]
 
 
 def check_domains(assignments, states):
-    known = {s.name for s in states} | {s.uuid for s in states}
     for index, dom, _sel, _alias_name in assignments:
-        if dom not in known:
+        if not any(_names(state, dom) for state in states):
             raise InvalidRequest(
                 "aliases[%d]: domain %s is not among the selected domains (%s). Add it to 'domains', remove it "
                 "from 'exclude', or fix the name." % (index, dom, ", ".join(sorted(s.name for s in states)) or "none"))
