@@ -34,6 +34,7 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
 )
 
 REMOVED, ABSENT, SKIPPED, FAILED = "removed", "absent", "skipped", "failed"
+PENDING = "pending"  # internal: planned, not yet run
 TIMEOUT_RANGE = (1, 600)
 ATTEMPTS_RANGE = (1, 50)
 # Native PCIe hot-unplug (pciehp) waits 5 s after the attention button: ~6.2 s measured here.
@@ -71,42 +72,61 @@ def _find(devs, selector):
     return _select.match(devs, selector, derived)
 
 
+def _set_persistent(target, entry, key=None):
+    path, el, ident = entry
+    target.persistent_path, target.persistent_alias = path, ident.get("alias")
+    target.persistent_xml, target.kind = _domxml.element_string(el), el.tag
+    target.matched_by = target.matched_by or key
+
+
+def _set_live(target, entry, key=None):
+    path, el, ident = entry
+    target.live_path, target.live_alias, target.live_xml = path, ident.get("alias"), _domxml.element_string(el)
+    target.kind = target.kind or el.tag
+    target.matched_by = target.matched_by or key
+
+
+def _one(found, where, what):
+    if len(found) > 1:
+        raise InvalidRequest("%s matches %d devices of %s (%s); use a selector that matches exactly one, e.g. its "
+                             "alias or target." % (where, len(found), what, ", ".join(f[0] for f in found)))
+    return found[0] if found else None
+
+
 def resolve(state, selectors):
     """Resolve every selector on both definitions; several matches, or two selectors naming the
-    same device, are errors (before anything changes); no match at all is ``absent``."""
+    same device, are errors (before anything changes); no match at all is ``absent``.
+
+    The persistent definition is searched first and the device's live counterpart paired to it;
+    a selector only the live domain answers (e.g. libvirt's automatic alias) is paired back to
+    the persistent device, so the same device is never reported absent from a definition it is in.
+    """
     pers = _select.entries(_domxml.parse(state.inactive_xml)) if state.persistent else []
     live = _select.entries(_domxml.parse(state.live_xml)) if state.active and state.live_xml else []
     paired, _live_only = _select.pair_live(pers, live) if live else ({}, [])
+    by_live = {other[0]: entry for entry in pers for other in [paired.get(entry[0])] if other is not None}
     targets, claimed = [], {}
     for index, selector in enumerate(selectors):
         where = "devices[%d] (%s)" % (index, _select.describe_selector(selector))
         target = Target(index=index, selector=dict(selector))
         found, key = _find(pers, selector)
-        live_found = []
-        if found:
-            if len(found) > 1:
-                raise InvalidRequest("%s matches %d devices of %s (%s); use a selector that matches exactly one, e.g. "
-                                     "its alias or target." % (where, len(found), state.name, ", ".join(f[0] for f in found)))
-            path, el, ident = found[0]
-            target.persistent_path, target.persistent_alias, target.persistent_xml = path, ident.get("alias"), _domxml.element_string(el)
-            target.kind, target.matched_by = el.tag, key
-            other = paired.get(path)
-            live_found = [other] if other is not None else []
+        entry = _one(found, where, state.name)
+        if entry is not None:
+            _set_persistent(target, entry, key)
+            if paired.get(entry[0]) is not None:
+                _set_live(target, paired[entry[0]])
         elif live:
-            live_found, key = _find(live, selector)
-            if len(live_found) > 1:
-                raise InvalidRequest("%s matches %d devices of the running %s (%s); use a selector that matches "
-                                     "exactly one." % (where, len(live_found), state.name,
-                                                       ", ".join(f[0] for f in live_found)))
-            target.matched_by = key
-        if live_found:
-            path, el, ident = live_found[0]
-            target.live_path, target.live_alias, target.live_xml = path, ident.get("alias"), _domxml.element_string(el)
-            target.kind = target.kind or el.tag
-        ident_key = target.persistent_path or ("live", target.live_path)
-        if (target.persistent_path or target.live_path) and ident_key in claimed:
-            raise InvalidRequest("%s and devices[%d] select the same device; list it once." % (where, claimed[ident_key]))
-        claimed[ident_key] = index
+            found, key = _find(live, selector)
+            entry = _one(found, where, "the running " + state.name)
+            if entry is not None:
+                _set_live(target, entry, key)
+                if entry[0] in by_live:
+                    _set_persistent(target, by_live[entry[0]])
+        keys = [k for k in (("persistent", target.persistent_path), ("live", target.live_path)) if k[1]]
+        for k in keys:
+            if k in claimed:
+                raise InvalidRequest("%s and devices[%d] select the same device; list it once." % (where, claimed[k]))
+        claimed.update((k, index) for k in keys)
         targets.append(target)
     return targets
 
@@ -120,23 +140,30 @@ def detach_live(adapter, dom, events, target, timeout, attempts, clock=time.mono
     t0 = clock() if t0 is None else t0
     start = clock()
     waiter = events.expect(target.live_alias) if target.live_alias else None
-    done, note, method = None, None, None
-    tried = 0
+    done, note, tried = None, None, 0
+
+    def record(**extra):
+        target.result.update(attempts=tried, seconds=round(clock() - start, 3), started=round(start - t0, 3),
+                             finished=round(clock() - t0, 3), **extra)
+
     for tried in range(1, attempts + 1):
         try:
-            method = adapter.detach(dom, target.live_alias, target.live_xml, live=True)
+            target.result["method"] = adapter.detach(dom, target.live_alias, target.live_xml, live=True)
         except UnplugPending:
             note = "QEMU reported the unplug of an earlier request still in progress"
         except DeviceMissing:
-            done = REMOVED
+            # Gone before our first request: someone else removed it; after one of ours: ours did.
+            done, note = (ABSENT if tried == 1 else REMOVED), "libvirt: device not found"
             break
+        except LibvirtCallFailed as exc:
+            record(live=FAILED, event=None)
+            raise DetachFailed("the live detach request failed on attempt %d: %s" % (tried, exc.msg))
         outcome = waiter.wait(timeout) if waiter is not None else None
         if outcome == "failed":
-            target.result.update(live=FAILED, attempts=tried, seconds=round(clock() - start, 3),
-                                 started=round(start - t0, 3), finished=round(clock() - t0, 3), event="removal-failed")
+            record(live=FAILED, event="removal-failed")
             raise DetachFailed(
-                "the guest refused to release %s (DEVICE_REMOVAL_FAILED after attempt %d); not retried: %s"
-                % (target.live_alias, tried, "fix the cause inside the guest, then run again"))
+                "the guest refused to release %s (DEVICE_REMOVAL_FAILED after attempt %d); not retried: fix the "
+                "cause inside the guest, then run again" % (target.live_alias, tried))
         if outcome == "removed":
             done, note = REMOVED, "DEVICE_REMOVED event"
             break
@@ -144,13 +171,11 @@ def detach_live(adapter, dom, events, target, timeout, attempts, clock=time.mono
         if not _still_live(adapter, dom, target):
             done, note = REMOVED, "gone from the live XML (no event seen)"
             break
-    target.result.update(attempts=tried, seconds=round(clock() - start, 3), started=round(start - t0, 3),
-                         finished=round(clock() - t0, 3), method=method)
     if done is None:
-        target.result.update(live=FAILED, event=None)
+        record(live=FAILED, event=None)
         raise DetachFailed("still attached to the running domain after %d attempt(s) over %.1f s (%s)"
                            % (tried, clock() - start, note or "no DEVICE_REMOVED event"))
-    target.result.update(live=done, event=note)
+    record(live=done, event=note)
     return target.result
 
 
@@ -175,7 +200,6 @@ def run_detach(adapter, domain, selectors, persistent=True, live=None, timeout=D
     state = adapter.read(dom)
     targets = resolve(state, selectors)
     do_live = state.active if live is None else (live and state.active)
-    t0 = clock()
 
     for target in targets:
         target.result = {
@@ -183,55 +207,87 @@ def run_detach(adapter, domain, selectors, persistent=True, live=None, timeout=D
             "alias": target.persistent_alias or target.live_alias, "live_alias": target.live_alias,
             "persistent": _predict(persistent and state.persistent, target.persistent_path),
             "live": _predict(do_live, target.live_path),
-            "attempts": 0, "seconds": 0.0, "event": None, "method": None,
+            "attempts": 0, "seconds": 0.0, "started": None, "finished": None, "event": None, "method": None,
         }
-    changed = any(t.result["persistent"] == REMOVED or t.result["live"] == REMOVED for t in targets)
-    result = {"changed": changed, "domain": state.name, "uuid": state.uuid, "active": state.active,
+    result = {"changed": False, "domain": state.name, "uuid": state.uuid, "active": state.active,
               "backup": None, "devices": [t.result for t in targets]}
-    if check_mode or not changed:
+    planned = [t for t in targets if REMOVED in (t.result["persistent"], t.result["live"])]
+    if check_mode or not planned:
+        result["changed"] = bool(planned)  # in check mode "removed" means "would be removed"
         return result
+    # From here on an outcome says what happened: planned steps are pending until they run.
+    for target in planned:
+        for side in ("persistent", "live"):
+            if target.result[side] == REMOVED:
+                target.result[side] = PENDING
 
-    # 1. persistent definition: synchronous, once, never retried
-    in_config = [t for t in targets if t.result["persistent"] == REMOVED]
-    if in_config:
-        result["backup"] = write_backup(backup_dir, state.name, state.uuid, state.inactive_xml)
-    for target in in_config:
+    try:
+        _detach_persistent(adapter, dom, state, targets, result, backup_dir)
+        _detach_all_live(adapter, dom, state, targets, result, timeout, attempts, clock)
+    except DetachFailed as exc:
+        _settle(targets, result)
+        exc.details.update(devices=result["devices"], backup=result["backup"], changed=result["changed"])
+        raise
+    _settle(targets, result)
+    return result
+
+
+def _settle(targets, result):
+    """Steps that never ran are skipped; changed is what really happened."""
+    for target in targets:
+        for side in ("persistent", "live"):
+            if target.result[side] == PENDING:
+                target.result[side] = SKIPPED
+    result["changed"] = any(REMOVED in (t.result["persistent"], t.result["live"]) for t in targets)
+
+
+def _detach_persistent(adapter, dom, state, targets, result, backup_dir):
+    """The persistent definition: synchronous, once per device, never retried."""
+    todo = [t for t in targets if t.result["persistent"] == PENDING]
+    if not todo:
+        return
+    result["backup"] = write_backup(backup_dir, state.name, state.uuid, state.inactive_xml)
+    for target in todo:
         try:
             adapter.detach(dom, target.persistent_alias, target.persistent_xml, live=False)
         except DeviceMissing:
             # Fine while a live detach is still due (someone removed it a moment ago).
             target.result["persistent"] = ABSENT
+            continue
         except LibvirtCallFailed as exc:
             target.result["persistent"] = FAILED
+            done = [t for t in todo if t.result["persistent"] == REMOVED]
             raise DetachFailed(
                 "Detaching %s from the persistent definition of %s failed: %s. Nothing was detached from the "
-                "running domain; the definition before the attempt is saved at %s."
-                % (_describe(target), state.name, exc.msg, result["backup"]),
-                devices=result["devices"], backup=result["backup"],
-                changed=any(t.result["persistent"] == REMOVED for t in in_config if t is not target))
+                "running domain%s; the definition before the attempt is saved at %s."
+                % (_describe(target), state.name, exc.msg,
+                   "; already removed from the persistent definition: %s" % ", ".join(_describe(t) for t in done)
+                   if done else "", result["backup"]))
+        target.result["persistent"] = REMOVED
 
-    # 2. live domain: every device at once, each waiting for its own event
-    in_live = [t for t in targets if t.result["live"] == REMOVED]
+
+def _detach_all_live(adapter, dom, state, targets, result, timeout, attempts, clock):
+    """The running domain: every device at once, each waiting for its own event."""
+    todo = [t for t in targets if t.result["live"] == PENDING]
+    if not todo:
+        return
     failures = []
-    if in_live:
-        events = adapter.events(dom)
-        try:
-            with ThreadPoolExecutor(max_workers=len(in_live)) as pool:
-                futures = [(t, pool.submit(detach_live, adapter, dom, events, t, timeout, attempts, clock, t0))
-                           for t in in_live]
-                for target, future in futures:
-                    try:
-                        future.result()
-                    except (DetachFailed, LibvirtCallFailed) as exc:
-                        target.result["live"] = FAILED
-                        failures.append((target, exc))
-        finally:
-            events.close()
+    events = adapter.events(dom)
+    t0 = clock()
+    try:
+        with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+            futures = [(t, pool.submit(detach_live, adapter, dom, events, t, timeout, attempts, clock, t0))
+                       for t in todo]
+            for target, future in futures:
+                try:
+                    future.result()
+                except DetachFailed as exc:
+                    target.result["live"] = FAILED
+                    failures.append((target, exc))
+    finally:
+        events.close()
     if failures:
-        changed = any(REMOVED in (t.result["persistent"], t.result["live"]) for t in targets)
-        raise DetachFailed(_failure_message(state, failures, result), devices=result["devices"],
-                           backup=result["backup"], changed=changed)
-    return result
+        raise DetachFailed(_failure_message(state, failures, result))
 
 
 def _predict(enabled, path):
