@@ -45,7 +45,7 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml, 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import PENDING, SKIPPED, Change, Edit
 
-ALIAS_RE = re.compile(r"^ua-[A-Za-z0-9_-]+$")
+ALIAS_RE = re.compile(r"ua-[A-Za-z0-9_-]+")  # used with fullmatch: "$" would accept a trailing newline
 PREFIX = "ua-"
 MAX_SLUG = 48
 ALIAS_BEFORE = ("master", "rom", "address", "acpi")
@@ -61,7 +61,7 @@ DEFAULT_TYPES = ("disk", "interface", "hostdev", "filesystem", "redirdev", "rng"
 
 
 def is_valid(alias):
-    return bool(alias) and bool(ALIAS_RE.match(alias))
+    return bool(alias) and bool(ALIAS_RE.fullmatch(alias))
 
 
 def _hash8(value):
@@ -105,7 +105,7 @@ def basis(el, ident):
         if ident.get("interfaceid"):
             return "interfaceid", slug(ident["interfaceid"])
         if ident.get("mac"):
-            return "mac", ident["mac"].replace(":", "").lower()
+            return "mac", slug(ident["mac"].replace(":", "").lower())
         if ident.get("source"):
             return "source", slug(ident["source"], path_like=True)
         return "ordinal", str(_ordinal(el, lambda s: True))
@@ -165,26 +165,65 @@ def disambiguate(wanted, taken):
     return alias
 
 
-def derived_aliases(devs):
-    """Map path -> (alias, basis key) for every aliasable device, disambiguated in document order.
+def assign(devs, explicit=None, replace=False, reserved=()):
+    """The alias every device of ``devs`` should carry: the one source of truth for planning
+    and for lookups, so a lookup by a derived alias finds the device that will get it.
 
-    ``devs`` are ``_select.entries`` of one domain. Aliases already carried (valid, unique) are
-    reserved first, so a derived alias never collides with one in use.
+    ``devs`` are ``_select.entries`` of one domain (aliasable devices only), ``explicit`` maps a
+    path to a requested alias, ``reserved`` holds aliases of the domain's other devices. Returns
+    path -> (alias, basis key); the basis is ``alias`` for an alias that is kept and ``aliases``
+    for an explicit request. Kept: a valid alias whose device is its first holder, unless
+    ``replace`` re-aliases it (to the request, or to the derived alias). Everything else derives
+    its alias and is disambiguated in document order against every alias in use.
     """
-    taken = set()
-    for _path, _el, ident in devs:
-        if is_valid(ident.get("alias")):
-            taken.add(ident["alias"])
+    explicit = explicit or {}
+    keep, seen = {}, set()
+    for path, el, ident in devs:
+        cur = ident.get("alias")
+        if not is_valid(cur) or cur in seen:
+            continue
+        seen.add(cur)
+        if path in explicit:
+            if explicit[path] == cur or not replace:  # the same, or a mismatch reported, not applied
+                keep[path] = cur
+            continue
+        if replace and cur != derive(el, ident)[0]:
+            continue
+        keep[path] = cur
+    taken = set(reserved) | set(keep.values()) | set(explicit.values())
     out = {}
     for path, el, ident in devs:
-        alias, key = derive(el, ident)
-        if alias is None:
-            continue
-        if ident.get("alias") == alias:
-            out[path] = (alias, key)
-            continue
-        out[path] = (disambiguate(alias, taken), key)
-    return out
+        if path in keep:
+            base, key = derive(el, ident)
+            out[path] = (keep[path], key if keep[path] == base else "alias")
+        elif path in explicit:
+            out[path] = (explicit[path], "aliases")
+        else:
+            base, key = derive(el, ident)
+            if base is not None:
+                out[path] = (disambiguate(base, taken), key)
+    return out, keep
+
+
+def derived_aliases(devs):
+    """Map path -> (alias, basis key): the alias :func:`assign` gives every aliasable device."""
+    return assign(_aliasable(devs))[0]
+
+
+def find(devs, selector):
+    """``_select.match`` with the alias fallback.
+
+    A requested alias that no device carries is looked for, in this order, as the alias a device
+    is given by :func:`assign` (what virt_device_alias would set), then as the alias a device
+    derives from its identity (its serial, MAC, ...: so a device that keeps another alias is
+    still found by its derived one). ``matched_by`` names the identity key.
+    """
+    bases = {path: derive(el, ident) for path, el, ident in _aliasable(devs)}
+    return _select.match(devs, selector, (derived_aliases(devs), bases))
+
+
+def _aliasable(entries):
+    return [e for e in entries if derive(e[1], e[2])[0] is not None]
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -205,7 +244,7 @@ def validate_alias(alias, where):
             % (where, alias))
 
 
-def resolve_explicit(devs, derived, assignments, domain):
+def resolve_explicit(devs, assignments, domain):
     """Map device path -> requested alias for one domain; InvalidRequest on any ambiguity.
 
     ``assignments`` is a list of (index, selector, alias) already validated for syntax.
@@ -213,7 +252,7 @@ def resolve_explicit(devs, derived, assignments, domain):
     by_path, by_alias = {}, {}
     for index, selector, alias in assignments:
         where = "aliases[%d] (domain %s, match %s)" % (index, domain, _select.describe_selector(selector))
-        found, _key = _select.match(devs, selector, derived)
+        found, _key = find(devs, selector)
         if not found:
             raise InvalidRequest("%s selects no device of the chosen device_types. List the domain's devices "
                                  "with virtfleet.libvirt.virt_domain_info and fix the match." % where)
@@ -233,31 +272,32 @@ def resolve_explicit(devs, derived, assignments, domain):
 def plan_domain(state, device_types=DEFAULT_TYPES, assignments=(), replace=False):
     """Every alias deviation of one domain's devices of ``device_types``, as Changes."""
     root = _domxml.parse(state.inactive_xml)
-    devs = [e for e in _select.entries(root, kinds=device_types) if derive(e[1], e[2])[0] is not None]
-    derived = derived_aliases(devs)
-    explicit = resolve_explicit(devs, derived, assignments, state.name)
-
-    # Aliases that stay: valid, unique, not re-assigned, and (with replace) equal to the derived one.
-    stays, seen = {}, set()
-    for path, el, ident in devs:
-        cur = ident.get("alias")
-        if path in explicit or not is_valid(cur) or cur in seen:
-            continue
-        seen.add(cur)
-        if replace and cur != derive(el, ident)[0]:
-            continue
-        stays[path] = cur
+    everything = _select.entries(root)
+    devs = _aliasable([e for e in everything if e[1].tag in device_types])
+    paths = {e[0] for e in devs}
+    # Aliases of every other device (other types, PCI controllers) are taken too: libvirt
+    # requires uniqueness across the whole domain.
+    reserved = {e[2]["alias"] for e in everything if e[0] not in paths and is_valid(e[2].get("alias"))}
+    explicit = resolve_explicit(devs, assignments, state.name)
+    desired_map, keep = assign(devs, explicit, replace, reserved)
     for path, alias in explicit.items():
-        holder = [p for p, a in stays.items() if a == alias and p != path]
+        if desired_map[path][0] != alias:
+            continue  # not applied (replace: false): reported as a mismatch below
+        holder = [p for p, a in keep.items() if a == alias and p != path]
         if holder:
             raise InvalidRequest(
                 "aliases: %s is requested for %s in domain %s but %s already carries it; pick another alias, or "
                 "assign %s a new one in the same task." % (alias, path, state.name, holder[0], holder[0]))
-    taken = set(stays.values()) | set(explicit.values())
+        if alias in reserved:
+            raise InvalidRequest(
+                "aliases: %s is requested for %s in domain %s but a device outside device_types already carries "
+                "it; pick another alias." % (alias, path, state.name))
 
+    running = state.active and state.live_xml is not None
     live = {}
-    if state.active and state.live_xml:
-        paired, _live_only = _select.pair_live(devs, _select.entries(_domxml.parse(state.live_xml), kinds=device_types))
+    if running:
+        live_devs = _aliasable(_select.entries(_domxml.parse(state.live_xml), kinds=device_types))
+        paired, _live_only = _select.pair_live(devs, live_devs)
         live = {p: (e[2].get("alias") if e is not None else None) for p, e in paired.items()}
 
     changes, first_seen = [], set()
@@ -266,58 +306,43 @@ def plan_domain(state, device_types=DEFAULT_TYPES, assignments=(), replace=False
         duplicate = is_valid(cur) and cur in first_seen
         if is_valid(cur):
             first_seen.add(cur)
-        basis_key = derived.get(path, (None, None))[1]
-        if path in explicit:
-            desired, basis_key = explicit[path], "aliases"
-        elif path in stays:
-            desired = cur
-        else:
-            base = derive(el, ident)[0]
-            desired = base if base not in taken else disambiguate(base, taken)
-            taken.add(desired)
-        if cur is None:
-            rule = RULE_MISSING
-        elif not is_valid(cur):
-            rule = RULE_INVALID
-        elif duplicate:
-            rule = RULE_DUPLICATE
-        else:
-            rule = RULE_MISMATCH
+        desired, basis_key = desired_map[path]
         device = {k: ident.get(k) for k in ("kind", "target", "bus", "alias", "source", "serial", "mac", "path")}
         live_alias = live.get(path)
-        running = state.active and state.live_xml is not None
+        common = dict(domain=state.name, uuid=state.uuid, device=device)
+        if path in explicit and explicit[path] != desired:
+            changes.append(Change(
+                rule=RULE_MISMATCH, current={"alias": cur}, desired={"alias": explicit[path], "basis": "aliases"},
+                status=SKIPPED, message="%s carries alias %s, aliases requests %s; set replace: true to re-alias it"
+                % (_label(device), cur, explicit[path]), **common))
+            continue
         if desired == cur:
             if running and live_alias != desired:
                 changes.append(Change(
-                    domain=state.name, uuid=state.uuid, device=device, rule=RULE_LIVE,
-                    current={"alias": live_alias}, desired={"alias": desired, "basis": basis_key},
+                    rule=RULE_LIVE, current={"alias": live_alias}, desired={"alias": desired, "basis": basis_key},
                     status=PENDING, pending_restart=True,
                     message="%s: the running domain still calls it %s; alias %s applies at the next cold boot "
                             "(shut down and start; a reboot inside the guest is not enough)" % (
-                                _label(device), live_alias or "(no alias)", desired)))
+                                _label(device), live_alias or "(no alias)", desired), **common))
             continue
+        if cur is None:
+            rule, why = RULE_MISSING, "has no user alias"
+        elif not is_valid(cur):
+            rule, why = RULE_INVALID, "has alias %r, which libvirt ignores" % cur
+        elif duplicate:
+            rule, why = RULE_DUPLICATE, "repeats alias %s of an earlier device" % cur
+        else:
+            rule, why = RULE_MISMATCH, "alias %s is replaced (replace: true)" % cur
+        message = "%s %s; %s (from its %s)" % (_label(device), why, desired, basis_key)
         # libvirt writes <alias> after <boot> and before <master>, <rom>, <address>, <acpi>.
         edits, status = (Edit(path, "alias", (("name", desired),), child_before=ALIAS_BEFORE),), ""
-        if rule == RULE_MISMATCH and path in explicit and not replace:
-            edits, status = (), SKIPPED
-            message = "%s carries alias %s, aliases requests %s; set replace: true to re-alias it" % (
-                _label(device), cur, desired)
-        else:
-            message = {
-                RULE_MISSING: "%s has no user alias; %s (from its %s)" % (_label(device), desired, basis_key),
-                RULE_INVALID: "%s has alias %r, which libvirt ignores; %s (from its %s)" % (
-                    _label(device), cur, desired, basis_key),
-                RULE_DUPLICATE: "%s repeats alias %s of an earlier device; %s (from its %s)" % (
-                    _label(device), cur, desired, basis_key),
-                RULE_MISMATCH: "%s alias %s -> %s (from its %s, replace: true)" % (_label(device), cur, desired, basis_key),
-            }[rule]
-        if not state.persistent and status != SKIPPED:
+        if not state.persistent:
             edits, status = (), SKIPPED
             message += "; transient domain (no persistent definition): fix it where it is defined"
         changes.append(Change(
-            domain=state.name, uuid=state.uuid, device=device, rule=rule, current={"alias": cur},
-            desired={"alias": desired, "basis": basis_key}, message=message, edits=edits, status=status,
-            pending_restart=bool(running and status != SKIPPED and live_alias != desired)))
+            rule=rule, current={"alias": cur}, desired={"alias": desired, "basis": basis_key}, message=message,
+            edits=edits, status=status, pending_restart=bool(running and status != SKIPPED and live_alias != desired),
+            **common))
     return changes
 
 

@@ -67,11 +67,6 @@ def validate_numbers(timeout, attempts):
                 " seconds (native PCIe hot-unplug alone takes ~6 s; 15 is a safe default)" if name == "timeout" else ""))
 
 
-def _find(devs, selector):
-    derived = _alias.derived_aliases([d for d in devs if _alias.derive(d[1], d[2])[0] is not None])
-    return _select.match(devs, selector, derived)
-
-
 def _set_persistent(target, entry, key=None):
     path, el, ident = entry
     target.persistent_path, target.persistent_alias = path, ident.get("alias")
@@ -109,14 +104,14 @@ def resolve(state, selectors):
     for index, selector in enumerate(selectors):
         where = "devices[%d] (%s)" % (index, _select.describe_selector(selector))
         target = Target(index=index, selector=dict(selector))
-        found, key = _find(pers, selector)
+        found, key = _alias.find(pers, selector)
         entry = _one(found, where, state.name)
         if entry is not None:
             _set_persistent(target, entry, key)
             if paired.get(entry[0]) is not None:
                 _set_live(target, paired[entry[0]])
         elif live:
-            found, key = _find(live, selector)
+            found, key = _alias.find(live, selector)
             entry = _one(found, where, "the running " + state.name)
             if entry is not None:
                 _set_live(target, entry, key)
@@ -186,7 +181,7 @@ def _still_live(adapter, dom, target):
     live = _select.entries(_domxml.parse(xml))
     if target.live_alias:
         return any(e[2].get("alias") == target.live_alias for e in live)
-    found, _key = _find(live, target.selector)
+    found, _key = _alias.find(live, target.selector)
     return bool(found)
 
 

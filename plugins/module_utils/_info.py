@@ -81,12 +81,10 @@ def domain_facts(state, lookups=()):
 
 def lookup(devs, live_devs, selector):
     """Which device(s) a selector finds and by which key (persistent definition first, then live)."""
-    derived = _alias.derived_aliases([d for d in devs if _alias.derive(d[1], d[2])[0] is not None])
-    found, key = _select.match(devs, selector, derived)
+    found, key = _alias.find(devs, selector)
     where = "persistent"
     if not found and live_devs:
-        live_derived = _alias.derived_aliases([d for d in live_devs if _alias.derive(d[1], d[2])[0] is not None])
-        found, key = _select.match(live_devs, selector, live_derived)
+        found, key = _alias.find(live_devs, selector)
         where = "live"
     return {
         "selector": dict(selector),

@@ -59,20 +59,23 @@ def _value_matches(key, ident, value):
     return got == value
 
 
-def match(devs, selector, derived=None):
+def match(devs, selector, derived=()):
     """Devices matching ``selector`` and the key that matched.
 
-    ``derived`` maps a device path to ``(alias, basis_key)`` from ``_alias.derive`` for the alias
-    fallback. Returns (list of entries, matched_by); matched_by is None when nothing matched.
+    ``derived`` is a sequence of maps path -> (alias, basis key) tried in order when no device
+    carries a requested alias (``_alias.find`` passes the aliases devices are given, then the
+    aliases they derive). Returns (list of entries, matched_by); matched_by is None when nothing
+    matched.
     """
     key, value = validate_selector(selector)
     found = [d for d in devs if _value_matches(key, d[2], value)]
-    if found or key != "alias" or not derived:
+    if found or key != "alias":
         return found, (key if found else None)
-    fallback = [d for d in devs if derived.get(d[0], (None, None))[0] == value]
-    if not fallback:
-        return [], None
-    return fallback, derived[fallback[0][0]][1]
+    for tier in derived:
+        fallback = [d for d in devs if tier.get(d[0], (None, None))[0] == value]
+        if fallback:
+            return fallback, tier[fallback[0][0]][1]
+    return [], None
 
 
 def _pair_key(ident, ordinal):

@@ -37,7 +37,7 @@ def main(lab, domains):
                        [Nic(SHARED_MAC), Nic(SHARED_MAC), Nic(OVS_MAC, kind="ovs", interfaceid=IFACE_ID)])
     assert not lab.dom(name).isActive()
     before = lab.inactive_xml(name)
-    assert [a for a in alias_map(before)] == [None] * 7, "fixture must start alias-less"
+    assert list(alias_map(before)) == [None] * 7, "fixture must start alias-less"
     return {"name": name, "before": before}
 
 
