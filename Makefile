@@ -15,6 +15,8 @@ LAB_ENV     := /run/virtfleet-lab.env
 # libvirt-python has no wheel: it compiles against libvirt-dev via pkg-config. libvirt0 (pulled
 # in by libvirt-dev) alone carries the test:/// driver, so `make demo` needs no daemon.
 APT_VENV := libvirt-dev pkg-config
+# The busybox guest of the detach integration tests (tests/integration/_detach_lib.py reads VIRTFLEET_GUEST_DIR).
+GUEST_DIR ?= $(or $(VIRTFLEET_GUEST_DIR),/var/lib/libvirt/images/virtfleet-guest)
 
 .PHONY: help deps venv collection demo lab units sanity integration test clean
 
@@ -23,6 +25,7 @@ help:
 	@echo 'make collection   symlink $(COLL_LINK) -> repo root'
 	@echo 'make demo         ansible-playbook playbooks/demo.yml --check (test:/// driver, no daemon)'
 	@echo 'make lab          install + start libvirtd/virtlogd without systemd (scripts/lab.sh; root)'
+	@echo 'make guest        build the busybox guest of the detach tests in $(GUEST_DIR) (scripts/build-guest.sh)'
 	@echo 'make units        pytest tests/unit'
 	@echo 'make sanity       ansible-test sanity --local on a fresh copy (scripts/sanity.sh)'
 	@echo 'make integration  lab, then pytest tests/integration with $(LAB_ENV) exported'
@@ -50,6 +53,10 @@ demo: venv collection
 
 lab:
 	@scripts/lab.sh
+
+.PHONY: guest
+guest:
+	@scripts/build-guest.sh $(GUEST_DIR)
 
 units: venv collection
 	@scripts/run-pytest.sh tests/unit

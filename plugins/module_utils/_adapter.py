@@ -115,7 +115,7 @@ class Adapter:
 
     # --- domain selection ------------------------------------------------------------------
 
-    def select(self, names=None, exclude=None):
+    def select(self, names=None, exclude=None, option="domains"):
         """Domains by name or UUID (all when ``names`` is empty), minus ``exclude`` globs.
 
         Unknown names fail all together, before anything is read or changed.
@@ -134,9 +134,9 @@ class Adapter:
                     known = sorted(d.name() for d in self.conn.listAllDomains(0))
                     shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
                     raise DomainNotFound(
-                        "Domain(s) not found on %s: %s. Known domains: %s. Fix the 'domains' option "
-                        "(names or UUIDs) or leave it empty to select every domain."
-                        % (self.uri, ", ".join(missing), shown or "(none)"),
+                        "Domain(s) not found on %s: %s. Known domains: %s. Fix the '%s' option (names or "
+                        "UUIDs)%s." % (self.uri, ", ".join(missing), shown or "(none)", option,
+                                       " or leave it empty to select every domain" if option == "domains" else ""),
                         missing=missing, uri=self.uri)
             else:
                 doms = self.conn.listAllDomains(0)
@@ -230,9 +230,11 @@ class _EventLoop:
     registered = False
     thread = None
     stopping = False
+    users = 0  # adapters using the loop: the last one to close stops it
 
     @classmethod
     def start(cls):
+        cls.users += 1
         if not cls.registered:
             libvirt.virEventRegisterDefaultImpl()
             cls.registered = True
@@ -248,7 +250,8 @@ class _EventLoop:
 
     @classmethod
     def stop(cls):
-        if cls.thread is None:
+        cls.users = max(cls.users - 1, 0)
+        if cls.thread is None or cls.users:
             return
         cls.stopping = True
         # wake virEventRunDefaultImpl() up with a one-shot timer so the thread sees the flag
@@ -346,7 +349,9 @@ class DetachAdapter(Adapter):
             text = str(exc)
             if _code(exc) == libvirt.VIR_ERR_DEVICE_MISSING or "no device found with alias" in text:
                 raise DeviceMissing(text, libvirt_code=_code(exc))
-            if "already in the process of unplug" in text:
+            # Both mean QEMU is still working on an earlier request: pending, not failed.
+            # ("guest is busy (power indicator blinking)": native PCIe, until pciehp's 5 s pass.)
+            if "already in the process of unplug" in text or "power indicator blinking" in text:
                 raise UnplugPending(text, libvirt_code=_code(exc))
             raise LibvirtCallFailed(text, libvirt_code=_code(exc))
         return "alias" if by_alias else "xml"

@@ -191,7 +191,7 @@ def run_detach(adapter, domain, selectors, persistent=True, live=None, timeout=D
     validate_numbers(timeout, attempts)
     for selector in selectors:
         _select.validate_selector(selector)
-    (dom,) = adapter.select([domain], None)
+    (dom,) = adapter.select([domain], None, option="domain")
     state = adapter.read(dom)
     targets = resolve(state, selectors)
     do_live = state.active if live is None else (live and state.active)

@@ -254,7 +254,7 @@ class FakeAdapter:
         return domain_xml(self.name, self.live, live=True) if self.active else None
 
     # the seam
-    def select(self, names, exclude):
+    def select(self, names, exclude, option="domains"):
         self.log("select", tuple(names), exclude)
         if list(names) != [self.name]:
             raise DomainNotFound("Domain(s) not found: %s" % ", ".join(names))
