@@ -18,7 +18,7 @@ APT_VENV := libvirt-dev pkg-config
 # The busybox guest of the detach integration tests (tests/integration/_detach_lib.py reads VIRTFLEET_GUEST_DIR).
 GUEST_DIR ?= $(or $(VIRTFLEET_GUEST_DIR),/var/lib/libvirt/images/virtfleet-guest)
 
-.PHONY: help deps venv collection demo lab units sanity integration fleet fleet-down fleet-test test clean
+.PHONY: help deps venv collection demo lab units sanity lint integration fleet fleet-down fleet-test molecule test clean
 
 help:
 	@echo 'make venv         apt prerequisites + .venv with requirements.txt (stamp: reruns are instant)'
@@ -30,6 +30,8 @@ help:
 	@echo 'make sanity       ansible-test sanity --local on a fresh copy (scripts/sanity.sh)'
 	@echo 'make integration  lab, then pytest tests/integration with $(LAB_ENV) exported'
 	@echo 'make fleet        3 independent SSH hypervisors on this machine (scripts/fleet.sh up + seed)'
+	@echo 'make lint         ansible-lint (production profile) on roles, playbooks and molecule scenarios'
+	@echo 'make molecule     molecule scenarios of the audit, remediate and detach roles against the fleet'
 	@echo 'make fleet-test   roles and playbooks against that fleet: pytest tests/fleet'
 	@echo 'make test         units, sanity, integration (all run; fails if any failed)'
 	@echo 'make clean        remove .venv, .build and test caches'
@@ -69,10 +71,18 @@ sanity: venv
 	@scripts/sanity.sh $(SANITY_ARGS)
 
 integration: venv collection lab
+	@scripts/ensure-apt.sh chromium chromium-driver
 	@set -a; . $(LAB_ENV); set +a; scripts/run-pytest.sh tests/integration
 
 fleet:
 	@scripts/fleet.sh up && scripts/fleet.sh seed
+
+lint: venv collection
+	@scripts/lint.sh
+
+# Never run alongside fleet-test: both reseed the fleet.
+molecule: venv collection
+	@scripts/molecule.sh
 
 fleet-down:
 	@scripts/fleet.sh down
@@ -86,7 +96,9 @@ test: venv collection
 	@failed=; \
 	$(MAKE) --no-print-directory units || failed="$$failed units"; \
 	$(MAKE) --no-print-directory sanity || failed="$$failed sanity"; \
+	$(MAKE) --no-print-directory lint || failed="$$failed lint"; \
 	$(MAKE) --no-print-directory fleet-test || failed="$$failed fleet"; \
+	$(MAKE) --no-print-directory molecule || failed="$$failed molecule"; \
 	$(MAKE) --no-print-directory integration || failed="$$failed integration"; \
 	if [[ -n $$failed ]]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi
 

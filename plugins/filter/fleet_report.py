@@ -284,6 +284,13 @@ def _x(text):
     return _XML_INVALID.sub("\ufffd", _fmt(text))
 
 
+def _case_maker(suite, counts):
+    def case(classname, name):
+        counts["tests"] += 1
+        return ET.SubElement(suite, "testcase", classname=_x(classname), name=_x(name), time="0")
+    return case
+
+
 def render_junit(report):
     """JUnit XML: a suite per host, a case per domain and check:rule, errors for hosts without result."""
     report = _check_report(report, "fleet_report_junit")
@@ -298,10 +305,7 @@ def render_junit(report):
             ET.SubElement(props, "property", name=key,
                           value=_x(str(value).lower() if isinstance(value, bool) else ("" if value is None else value)))
         counts = dict(tests=0, failures=0, errors=0, skipped=0)
-
-        def case(classname, name, counts=counts, suite=suite):
-            counts["tests"] += 1
-            return ET.SubElement(suite, "testcase", classname=_x(classname), name=_x(name), time="0")
+        case = _case_maker(suite, counts)
 
         if host["status"] in ("unreachable", "failed"):
             element = ET.SubElement(case(host["name"], "host:%s" % host["status"]), "error", type=host["status"],
@@ -379,7 +383,8 @@ code,.mono{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace;
 .chip:hover{border-color:var(--accent)}.chip b{margin-left:4px}
 table{border-collapse:collapse;width:100%}table.findings{table-layout:fixed}
 table.findings td{overflow-wrap:anywhere}
-.w-check{width:7%}.w-rule{width:15%}.w-dev{width:20%}.w-chg{width:22%}.w-st{width:10%}.w-msg{width:26%}a{color:var(--accent)}th,td{text-align:left;padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:top}
+.w-check{width:7%}.w-rule{width:15%}.w-dev{width:20%}.w-chg{width:22%}.w-st{width:10%}.w-msg{width:26%}a{color:var(--accent)}
+th,td{text-align:left;padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:12px;color:var(--sub);font-weight:600;text-transform:uppercase;letter-spacing:.03em}
 .badge{display:inline-block;border-radius:4px;padding:1px 7px;font-size:12px;font-weight:600;white-space:nowrap}
 .st-failed{background:var(--failed-bg);color:var(--failed)}.st-drift{background:var(--drift-bg);color:var(--drift)}
@@ -387,10 +392,14 @@ th{font-size:12px;color:var(--sub);font-weight:600;text-transform:uppercase;lett
 .st-fixed,.st-compliant,.st-ok{background:var(--fixed-bg);color:var(--fixed)}
 .st-unreachable{background:var(--unreachable-bg);color:var(--unreachable)}.st-audit-failed{background:var(--failed-bg);color:var(--failed)}
 .restart{font-size:11.5px;color:var(--pending);white-space:nowrap}
-.filters{position:sticky;top:0;z-index:2;display:flex;flex-wrap:wrap;gap:8px;align-items:center;background:var(--bg);padding:10px 0;border-bottom:1px solid var(--line)}
+.filters{position:sticky;top:0;z-index:2;display:flex;flex-wrap:wrap;gap:8px;align-items:center;background:var(--bg);
+padding:10px 0;border-bottom:1px solid var(--line)}
 .filters label{font-size:12px;color:var(--sub);display:flex;flex-direction:column;gap:2px}
-.filters select,.filters input{font:inherit;padding:5px 8px;border:1px solid var(--line);border-radius:6px;background:var(--card);color:var(--ink);min-width:140px}
-.filters input{min-width:260px}.filters button{font:inherit;padding:5px 12px;border-radius:6px;border:1px solid var(--line);background:var(--card);color:var(--ink);cursor:pointer;align-self:flex-end}
+.filters select,.filters input{font:inherit;padding:5px 8px;border:1px solid var(--line);border-radius:6px;
+background:var(--card);color:var(--ink);min-width:140px}
+.filters input{min-width:260px}
+.filters button{font:inherit;padding:5px 12px;border-radius:6px;border:1px solid var(--line);background:var(--card);
+color:var(--ink);cursor:pointer;align-self:flex-end}
 #f-count{margin-left:auto;align-self:flex-end;color:var(--sub);font-size:13px}
 .host{background:var(--card);border:1px solid var(--line);border-radius:8px;margin:14px 0;padding:12px 14px}
 .host>header{display:flex;flex-wrap:wrap;gap:8px;align-items:baseline}
@@ -430,7 +439,10 @@ _JS = """
     byId('f-count').textContent = 'showing ' + shown + ' of ' + items.length + ' rows';
     byId('f-none').hidden = shown !== 0;
   }
-  Object.keys(controls).forEach(function (k) { controls[k].addEventListener('input', apply); });
+  Object.keys(controls).forEach(function (k) {
+    controls[k].addEventListener('input', apply);
+    controls[k].addEventListener('change', apply);
+  });
   byId('f-clear').addEventListener('click', function () {
     Object.keys(controls).forEach(function (k) { controls[k].value = ''; });
     apply();
@@ -516,7 +528,9 @@ _TEMPLATE = """<!DOCTYPE html>
 <td class="mono">{{ h.uri or '–' }}</td>
 <td>{{ h.mode or '–' }}{% if h.check_mode %} (check){% endif %}</td>
 <td>{{ h.summary.domains }}</td>
-<td>{% if h.summary.findings %}{% for st in statuses if h.summary.by_status[st] %}<span class="badge st-{{ st }}">{{ h.summary.by_status[st] }} {{ st }}</span> {% endfor %}{% elif h.status == 'ok' %}none{% else %}–{% endif %}</td>
+<td>{% if h.summary.findings %}{% for st in statuses if h.summary.by_status[st] -%}
+<span class="badge st-{{ st }}">{{ h.summary.by_status[st] }} {{ st }}</span> {% endfor %}
+{%- elif h.status == 'ok' %}none{% else %}–{% endif %}</td>
 <td>{{ h.summary.pending_restart or '' }}</td></tr>
 {%- endfor %}
 </tbody>
@@ -548,13 +562,15 @@ _TEMPLATE = """<!DOCTYPE html>
 <header><h2>{{ h.name }}</h2><span class="badge st-{{ host_class(h) }}">{{ host_label(h) }}</span>
 <span class="meta">{% if h.uri %}<span class="mono">{{ h.uri }}</span> · {% endif %}
 {%- if h.mode %}mode {{ h.mode }}{{ ' (check mode)' if h.check_mode }} · {% endif %}
-{{- h.summary.domains }} domain{{ '' if h.summary.domains == 1 else 's' }} · {{ h.summary.findings }} finding{{ '' if h.summary.findings == 1 else 's' }}</span>
+{{- plural(h.summary.domains, 'domain') }} · {{ plural(h.summary.findings, 'finding') }}</span>
 </header>
 {%- if h.status == 'unreachable' %}
-<div class="item note unreachable" data-host="{{ h.name }}" data-status="unreachable" data-rule="" data-text="{{ (h.name ~ ' unreachable ' ~ h.error) | lower }}">
+<div class="item note unreachable" data-host="{{ h.name }}" data-status="unreachable" data-rule=""
+ data-text="{{ search_text(h.name, 'unreachable', h.error) }}">
 <b>UNREACHABLE</b>: {{ h.error }}</div>
 {%- elif h.status == 'failed' %}
-<div class="item note audit-failed" data-host="{{ h.name }}" data-status="audit-failed" data-rule="" data-text="{{ (h.name ~ ' audit failed ' ~ h.error) | lower }}">
+<div class="item note audit-failed" data-host="{{ h.name }}" data-status="audit-failed" data-rule=""
+ data-text="{{ search_text(h.name, 'audit failed', h.error) }}">
 <b>AUDIT FAILED</b>: {{ h.error }}</div>
 {%- endif %}
 {%- for d in h.domains %}
@@ -562,7 +578,8 @@ _TEMPLATE = """<!DOCTYPE html>
 <details class="domain" open>
 <summary><span class="name">{{ d.name }}</span><span class="badge st-{{ d.status }}">{{ d.status }}</span>
 {%- if d.pending_restart %}<span class="restart">↻ cold boot pending</span>{% endif %}
-<span class="meta mono">{{ d.uuid or '' }}</span><span class="meta">{{ d.findings | length }} finding{{ '' if d.findings | length == 1 else 's' }} · checks: {{ d.checks | join(', ') }}</span></summary>
+<span class="meta mono">{{ d.uuid or '' }}</span>
+<span class="meta">{{ plural(d.findings | length, 'finding') }} · checks: {{ d.checks | join(', ') }}</span></summary>
 <table class="findings">
 <colgroup><col class="w-check"><col class="w-rule"><col class="w-dev"><col class="w-chg"><col class="w-st"><col class="w-msg"></colgroup>
 <thead><tr><th>Check</th><th>Rule</th><th>Device</th><th>Now → wanted</th><th>Status</th><th>Message</th></tr></thead>
@@ -570,7 +587,8 @@ _TEMPLATE = """<!DOCTYPE html>
 {%- for f in d.findings %}
 {%- set chg = change_text(f.current, f.desired) %}
 <tr class="item finding" data-host="{{ h.name }}" data-status="{{ f.status }}" data-rule="{{ f.rule }}" data-check="{{ f.check }}"
- data-text="{{ [h.name, d.name, d.uuid or '', f.check, f.rule, f.status, device_label(f.device), f.device.source or '', f.device.alias or '', chg[0], chg[1], f.message or ''] | join(' ') | lower }}">
+ data-text="{{ search_text(h.name, d.name, d.uuid, f.check, f.rule, f.status, device_label(f.device), f.device.source,
+                             f.device.alias, f.device.serial, chg[0], chg[1], f.message) }}">
 <td>{{ f.check }}</td><td><code>{{ f.rule }}</code></td>
 <td class="dev"><b>{{ device_label(f.device) }}</b>
 {%- if f.device.alias %}<small>alias {{ f.device.alias }}</small>{% endif %}
@@ -583,12 +601,14 @@ _TEMPLATE = """<!DOCTYPE html>
 </table>
 </details>
 {%- else %}
-<div class="item compliant-domain" data-host="{{ h.name }}" data-status="compliant" data-rule="" data-text="{{ [h.name, d.name, d.uuid or '', 'compliant', d.checks | join(' ')] | join(' ') | lower }}">
-<span class="badge st-compliant">✓ compliant</span><span class="name">{{ d.name }}</span><span class="meta">checks: {{ d.checks | join(', ') or 'none' }}</span></div>
+<div class="item compliant-domain" data-host="{{ h.name }}" data-status="compliant" data-rule=""
+ data-text="{{ search_text(h.name, d.name, d.uuid, 'compliant', *d.checks) }}">
+<span class="badge st-compliant">✓ compliant</span><span class="name">{{ d.name }}</span>
+<span class="meta">checks: {{ d.checks | join(', ') or 'none' }}</span></div>
 {%- endif %}
 {%- endfor %}
 {%- if h.status == 'ok' and not h.domains %}
-<div class="item compliant-domain" data-host="{{ h.name }}" data-status="compliant" data-rule="" data-text="{{ h.name | lower }} no domains">
+<div class="item compliant-domain" data-host="{{ h.name }}" data-status="compliant" data-rule="" data-text="{{ search_text(h.name, 'no domains') }}">
 <span class="meta">no domains selected on this host</span></div>
 {%- endif %}
 </section>
@@ -608,6 +628,11 @@ _STATUS_HELP = {
     "skipped": "cannot be fixed here",
     "fixed": "fixed by this run",
 }
+
+
+def _search_text(*parts):
+    """What the free-text filter searches: the parts, lower-cased, one line."""
+    return " ".join(" ".join(str(p).split()) for p in parts if p not in (None, "")).lower()
 
 
 def _host_class(host):
@@ -634,7 +659,7 @@ def render_html(report):
     report = _check_report(report, "fleet_report_html")
     return _PAGE.render(r=report, csp=CSP, css=_CSS, js=_JS, statuses=STATUSES, status_help=_STATUS_HELP,
                         change_text=change_text, device_label=device_label, host_class=_host_class,
-                        host_label=_host_label)
+                        host_label=_host_label, plural=_plural, search_text=_search_text)
 
 
 class FilterModule:

@@ -1,0 +1,457 @@
+"""The playbooks end to end against the three-hypervisor fleet (tests/fleet/conftest.py).
+
+audit.yml (check mode, JSON/JUnit/HTML report, nothing changed), remediate.yml (then a clean
+audit, legacy domains start, idempotent re-run), rolling_upgrade.yml (batch by batch with a real
+daemon restart per host; stops at the first batch when the upgrade changes a domain), an
+unreachable host in the report, audit.yml with --limit, and detach.yml. Substitute task files for the rolling upgrade are
+in tests/fleet/tasks/.
+
+The tests run in file order and share the fleet: the audit/unreachable/detach tests start from the
+seeded fleet, the remediation tests reseed and remediate it (module fixture ``remediation``), the
+rolling upgrade runs on the remediated fleet, and the module reseeds the fleet when it is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+from types import SimpleNamespace
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PLAYBOOKS = os.path.join(ROOT, "playbooks")
+AUDIT = os.path.join(PLAYBOOKS, "audit.yml")
+REMEDIATE = os.path.join(PLAYBOOKS, "remediate.yml")
+DETACH = os.path.join(PLAYBOOKS, "detach.yml")
+ROLLING = os.path.join(PLAYBOOKS, "rolling_upgrade.yml")
+TASKS = os.path.join(HERE, "tasks")
+UPGRADE_NOOP = os.path.join(TASKS, "upgrade_noop.yml")
+UPGRADE_TAMPER = os.path.join(TASKS, "upgrade_tamper.yml")
+RESTART = os.path.join(TASKS, "restart_session_libvirt.yml")
+
+IO_RULE = "io-native-needs-direct-cache"
+ALIAS_RULE = "alias-missing"
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)"
+                   r"\s+rescued=(\d+)\s+ignored=(\d+)", re.M)
+RECAP_KEYS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
+# A task result line of a host: "ok: [hv1]", "changed: [hv1 -> localhost]", "included: ... for hv1", ...
+HOST_LINE = re.compile(r"^(?:ok|changed|fatal|failed|skipping|included|FAILED - RETRYING): .*?\b(hv\d)\b", re.M)
+TAMPERED = "db-01"
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def recap(result):
+    """PLAY RECAP of an ansible-playbook run: {host: {ok: n, changed: n, ...}}."""
+    text = result.stdout.split("PLAY RECAP", 1)[-1] if "PLAY RECAP" in result.stdout else ""
+    return {m[0]: dict(zip(RECAP_KEYS, map(int, m[1:]))) for m in RECAP.findall(text)}
+
+
+def load_report(report_dir, name):
+    """(json data, JUnit root element, html text) of <report_dir>/<name>.json|.xml|.html."""
+    paths = {ext: os.path.join(str(report_dir), "%s.%s" % (name, ext)) for ext in ("json", "xml", "html")}
+    for path in paths.values():
+        assert os.path.isfile(path), "report file missing: %s" % path
+    with open(paths["json"], encoding="utf-8") as handle:
+        data = json.load(handle)
+    junit = ET.parse(paths["xml"]).getroot()
+    with open(paths["html"], encoding="utf-8") as handle:
+        html = handle.read()
+    return data, junit, html
+
+
+def hosts_of(report):
+    return {h["name"]: h for h in report["hosts"]}
+
+
+def all_findings(report):
+    """[(host, domain, finding)] of the whole report."""
+    return [(h["name"], d["name"], f) for h in report["hosts"] for d in h["domains"] for f in d["findings"]]
+
+
+def running(fleet):
+    return {(d.host, d.name) for d in fleet.domains if d.state == "running"}
+
+
+def snapshot(fleet, hosts=None):
+    """Inactive (with secrets) and, for running domains, live XML of every domain of ``hosts``."""
+    out = {}
+    for host in hosts or fleet.hosts:
+        for name in fleet.list_domains(host):
+            out[(host, name, "inactive")] = fleet.dumpxml(host, name)
+            if fleet.virsh(host, "domstate", name).strip() == "running":
+                out[(host, name, "live")] = fleet.dumpxml(host, name, inactive=False)
+    return out
+
+
+def daemon_pids(fleet, hosts=None):
+    return {h: fleet.ssh(h, "cat ~/.cache/libvirt/libvirtd.pid").stdout.strip() for h in hosts or fleet.hosts}
+
+
+def backups(fleet, host):
+    return fleet.ssh(host, "ls -A %s 2>/dev/null || true" % fleet.backup_dir(host)).stdout.split()
+
+
+def assert_summary_consistent(report):
+    """The summary counts are the sums of the host summaries and of the findings themselves."""
+    summary, hosts = report["summary"], report["hosts"]
+    findings = [f for _h, _d, f in all_findings(report)]
+    domains = [d for h in hosts for d in h["domains"]]
+    assert summary["hosts"]["total"] == len(hosts)
+    assert sum(summary["hosts"][s] for s in ("ok", "failed", "unreachable")) == len(hosts)
+    for status in ("ok", "failed", "unreachable"):
+        assert summary["hosts"][status] == sum(1 for h in hosts if h["status"] == status), status
+    assert summary["unreachable_hosts"] == [h["name"] for h in hosts if h["status"] == "unreachable"]
+    assert summary["failed_hosts"] == [h["name"] for h in hosts if h["status"] == "failed"]
+    assert summary["domains"]["total"] == len(domains)
+    assert summary["domains"]["with_findings"] == sum(1 for d in domains if d["findings"])
+    assert summary["domains"]["compliant"] == sum(1 for d in domains if not d["findings"])
+    assert summary["domains"]["pending_restart"] == sum(1 for d in domains if d["pending_restart"])
+    assert summary["findings"]["total"] == len(findings) == sum(h["summary"]["findings"] for h in hosts)
+    assert sum(summary["findings"]["by_status"].values()) == len(findings)
+    assert sum(summary["findings"]["by_rule"].values()) == len(findings)
+    assert sum(summary["findings"]["by_check"].values()) == len(findings)
+    for status, count in summary["findings"]["by_status"].items():
+        assert count == sum(1 for f in findings if f["status"] == status), status
+    for rule, count in summary["findings"]["by_rule"].items():
+        assert count == sum(1 for f in findings if f["rule"] == rule), rule
+    assert summary["pending_restart"] == sum(1 for f in findings if f["pending_restart"])
+    for host in hosts:
+        mine = [f for d in host["domains"] for f in d["findings"]]
+        assert host["summary"]["domains"] == len(host["domains"]), host["name"]
+        assert host["summary"]["findings"] == len(mine), host["name"]
+        assert host["summary"]["pending_restart"] == sum(1 for f in mine if f["pending_restart"]), host["name"]
+    gating = summary["findings"]["by_status"]["drift"] + summary["findings"]["by_status"]["failed"]
+    assert summary["passed"] == (not gating and not summary["unreachable_hosts"] and not summary["failed_hosts"])
+
+
+def junit_suites(root):
+    assert root.tag == "testsuites", root.tag
+    return {suite.get("name"): suite for suite in root.findall("testsuite")}
+
+
+def assert_junit_consistent(root):
+    """The counters of <testsuites> and every <testsuite> match their <testcase> children."""
+    totals = dict(tests=0, failures=0, errors=0)
+    for suite in root.findall("testsuite"):
+        cases = suite.findall("testcase")
+        counted = dict(tests=len(cases), failures=sum(1 for c in cases if c.find("failure") is not None),
+                       errors=sum(1 for c in cases if c.find("error") is not None))
+        for key, value in counted.items():
+            assert int(suite.get(key)) == value, (suite.get("name"), key)
+            totals[key] += value
+    for key, value in totals.items():
+        assert int(root.get(key)) == value, key
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module", autouse=True)
+def _reseed_when_done(fleet):
+    """The other fleet tests expect the seeded fleet: leave it so."""
+    yield
+    fleet.reseed()
+
+
+@pytest.fixture(scope="module")
+def remediation(fleet, tmp_path_factory):
+    """The seeded fleet remediated: remediate.yml, audit.yml --check, and remediate.yml twice more.
+
+    Runs once; the results are asserted by the remediation tests. Leaves the fleet converged
+    (whatever the first run left to do, the second did), which the rolling upgrade relies on.
+    """
+    fleet.reseed()
+    base = tmp_path_factory.mktemp("remediation")
+    runs = SimpleNamespace(dirs={})
+
+    def play(key, playbook, check=False):
+        runs.dirs[key] = str(base / key)
+        return fleet.playbook(playbook, check=check, extra_vars={"virtfleet_report_dir": runs.dirs[key]})
+
+    runs.first = play("first", REMEDIATE)
+    runs.audit = play("audit", AUDIT, check=True)
+    runs.second = play("second", REMEDIATE)
+    runs.third = play("third", REMEDIATE)
+    return runs
+
+
+# --- 1. audit --check ---------------------------------------------------------------------------
+
+def test_audit_check_reports_the_seeded_violations_and_changes_nothing(fleet, tmp_path):
+    fleet.reseed()
+    before = snapshot(fleet)
+    backups_before = {h: backups(fleet, h) for h in fleet.hosts}
+
+    res = fleet.playbook(AUDIT, check=True, extra_vars={"virtfleet_report_dir": str(tmp_path)})
+
+    assert res.rc == 0, res
+    counts = recap(res)
+    for host in fleet.hosts:
+        assert counts[host]["changed"] == 0 and counts[host]["failed"] == 0 and counts[host]["unreachable"] == 0, res
+
+    report, junit, html = load_report(tmp_path, "compliance")
+    hosts = hosts_of(report)
+    assert list(hosts) == list(fleet.hosts)
+    assert report["summary"]["check_mode"] is True and report["summary"]["modes"] == ["audit"]
+    for host in fleet.hosts:
+        assert hosts[host]["status"] == "ok", hosts[host]
+        assert hosts[host]["check_mode"] is True
+        assert sorted(d["name"] for d in hosts[host]["domains"]) == sorted(d.name for d in fleet.domains_of(host))
+
+    found = all_findings(report)
+    assert found and all(f["status"] == "drift" for _h, _d, f in found)
+    # alias-missing on every domain of every host
+    alias_domains = {(h, d) for h, d, f in found if f["rule"] == ALIAS_RULE and f["check"] == "aliases"}
+    assert alias_domains == {(d.host, d.name) for d in fleet.domains}
+    # io=native with a cached disk: only the legacy domains (hv1, hv2), on their cached disks vda and sda
+    io = [(h, d, f["device"]["target"]) for h, d, f in found if f["rule"] == IO_RULE]
+    legacy = {(d.host, d.name) for d in fleet.domains if d.legacy}
+    assert {(h, d) for h, d, _t in io} == legacy == {("hv1", "legacy-01"), ("hv2", "legacy-02")}
+    assert sorted(t for _h, _d, t in io) == ["sda", "sda", "vda", "vda"]
+    assert {f["check"] for _h, _d, f in found if f["rule"] == IO_RULE} == {"disk_io"}
+    # only findings on running domains wait for a cold boot
+    for host, dom, finding in found:
+        assert finding["pending_restart"] == ((host, dom) in running(fleet)), (host, dom, finding)
+    assert_summary_consistent(report)
+    assert report["summary"]["passed"] is False
+    assert report["summary"]["findings"]["by_rule"][IO_RULE] == 4
+
+    suites = junit_suites(junit)
+    assert list(suites) == list(fleet.hosts)
+    assert int(junit.get("failures")) > 0 and int(junit.get("errors")) == 0
+    assert_junit_consistent(junit)
+    for host in fleet.hosts:
+        assert int(suites[host].get("failures")) > 0, host
+    io_cases = [c for s in suites.values() for c in s.findall("testcase")
+                if c.get("name") == "disk_io:" + IO_RULE]
+    assert sorted(c.get("classname") for c in io_cases) == ["hv1.legacy-01", "hv2.legacy-02"]
+    assert all(c.find("failure") is not None for c in io_cases)
+
+    assert html.lstrip().lower().startswith("<!doctype html")
+    for dom in fleet.domains:
+        assert dom.name in html, dom
+    assert IO_RULE in html
+
+    assert snapshot(fleet) == before, "audit.yml --check changed a domain definition"
+    assert {h: backups(fleet, h) for h in fleet.hosts} == backups_before
+
+
+# --- 5. an unreachable host ---------------------------------------------------------------------
+
+def test_unreachable_host_is_reported_as_unreachable(fleet, tmp_path):
+    with fleet.unreachable("hv3"):
+        res = fleet.playbook(AUDIT, check=True, extra_vars={"virtfleet_report_dir": str(tmp_path)})
+    assert res.rc == 4, res  # ansible-playbook: some host unreachable
+    counts = recap(res)
+    assert counts["hv3"]["unreachable"] == 1, res
+    assert counts["hv1"]["failed"] == counts["hv2"]["failed"] == 0, res
+    assert "localhost" not in counts, res  # the report runs once on the controller, delegated from hv1
+
+    report, junit, html = load_report(tmp_path, "compliance")
+    hosts = hosts_of(report)
+    assert list(hosts) == list(fleet.hosts)
+    assert hosts["hv3"]["status"] == "unreachable" and hosts["hv3"]["domains"] == [], hosts["hv3"]
+    assert hosts["hv3"]["error"]
+    for host in ("hv1", "hv2"):
+        assert hosts[host]["status"] == "ok", hosts[host]
+        assert sorted(d["name"] for d in hosts[host]["domains"]) == sorted(d.name for d in fleet.domains_of(host))
+    assert report["summary"]["unreachable_hosts"] == ["hv3"]
+    assert report["summary"]["hosts"]["unreachable"] == 1
+    assert report["summary"]["passed"] is False
+    assert any("unreachable" in reason and "hv3" in reason for reason in report["summary"]["reasons"])
+    assert_summary_consistent(report)
+
+    assert re.search(r'<section class="host unreachable"[^>]*data-host="hv3"', html), "hv3 not shown as unreachable"
+    assert re.search(r"<b>UNREACHABLE</b>", html)
+
+    suites = junit_suites(junit)
+    assert_junit_consistent(junit)
+    errors = [(c.get("name"), c.find("error")) for c in suites["hv3"].findall("testcase") if c.find("error") is not None]
+    assert len(errors) == 1 and errors[0][1].get("type") == "unreachable", errors
+    assert int(suites["hv3"].get("errors")) == 1
+    for host in ("hv1", "hv2"):
+        assert int(suites[host].get("errors")) == 0, host
+        assert suites[host].findall("testcase"), host
+
+    # and the host is back
+    assert fleet.list_domains("hv3") == sorted(d.name for d in fleet.domains_of("hv3"))
+
+
+# --- audit with --limit ------------------------------------------------------------------------
+
+def test_audit_with_a_limit_reports_the_limited_hosts(fleet, tmp_path):
+    res = fleet.playbook(AUDIT, check=True, limit="hv1", extra_vars={"virtfleet_report_dir": str(tmp_path)})
+    assert res.rc == 0, res
+    assert os.path.isfile(os.path.join(str(tmp_path), "compliance.json")), "no report written with --limit:\n%s" % res
+    report, _junit, _html = load_report(tmp_path, "compliance")
+    assert [(h["name"], h["status"]) for h in report["hosts"]] == [("hv1", "ok")]
+
+
+# --- 6. detach ----------------------------------------------------------------------------------
+
+def _disk_targets(xml):
+    return re.findall(r"<target dev='([a-z]+)' bus=", xml)
+
+
+def _outcomes(result):
+    """(persistent, live) per device from the detach role's 'Show the outcome per device' task."""
+    shown = result.stdout.split("Show the outcome per device", 1)[-1]
+    return re.findall(r'"(removed|absent|skipped|failed)",\s*"(removed|absent|skipped|failed)"', shown)
+
+
+def test_detach_removes_a_scsi_disk_live_and_persistent_and_is_idempotent(fleet):
+    dom = next(d for d in fleet.domains_of("hv1") if d.state == "running")
+    if fleet.virsh("hv1", "domstate", dom.name).strip() != "running" or "sda" not in _disk_targets(fleet.dumpxml("hv1", dom.name)):
+        fleet.reseed()
+    assert "sda" in _disk_targets(fleet.dumpxml("hv1", dom.name, inactive=False))
+    request = {"detach_requests": [{"domain": dom.name, "devices": [{"target": "sda"}]}]}
+    others = {k: v for k, v in snapshot(fleet).items() if k[:2] != ("hv1", dom.name)}
+
+    first = fleet.playbook(DETACH, limit="hv1", extra_vars=request)
+    assert first.rc == 0, first
+    assert list(recap(first)) == ["hv1"] and recap(first)["hv1"]["changed"] == 1, first
+    assert _outcomes(first) == [("removed", "removed")], first  # (persistent, live)
+    live, persistent = fleet.dumpxml("hv1", dom.name, inactive=False), fleet.dumpxml("hv1", dom.name)
+    assert "sda" not in _disk_targets(live), live
+    assert "sda" not in _disk_targets(persistent), persistent
+    assert sorted(_disk_targets(persistent)) == ["sdb", "vda", "vdb"]
+    assert fleet.virsh("hv1", "domstate", dom.name).strip() == "running"
+    assert any(b.startswith(dom.name + "-") for b in backups(fleet, "hv1")), "no backup of the definition"
+
+    again = fleet.playbook(DETACH, limit="hv1", extra_vars=request)
+    assert again.rc == 0, again
+    assert recap(again)["hv1"]["changed"] == 0, again
+    assert _outcomes(again) == [("absent", "absent")], again
+    assert {k: v for k, v in snapshot(fleet).items() if k[:2] != ("hv1", dom.name)} == others
+
+
+# --- rolling upgrade of the seeded fleet ------------------------------------------------------
+
+def test_rolling_upgrade_of_the_seeded_fleet_passes(fleet):
+    fleet.reseed()
+    res = fleet.playbook(ROLLING, extra_vars={"virtfleet_serial": 1, "virtfleet_upgrade_tasks": UPGRADE_NOOP,
+                                              "virtfleet_restart_tasks": RESTART})
+    assert res.rc == 0, res
+    assert sorted(recap(res)) == list(fleet.hosts), res
+
+
+# --- 2. remediate -------------------------------------------------------------------------------
+
+def test_remediate_then_audit_has_no_drift_or_failure(remediation):
+    first = recap(remediation.first)
+    assert remediation.first.rc == 0, remediation.first
+    assert all(first[h]["failed"] == 0 for h in ("hv1", "hv2", "hv3")), remediation.first
+    report, _junit, _html = load_report(remediation.dirs["audit"], "compliance")
+    bad = [(h, d, f["rule"], f["status"]) for h, d, f in all_findings(report) if f["status"] in ("drift", "failed")]
+    assert bad == []
+
+
+def test_after_remediate_only_running_domains_wait_for_a_cold_boot(fleet, remediation):
+    assert remediation.audit.rc == 0, remediation.audit
+    report, _junit, _html = load_report(remediation.dirs["audit"], "compliance")
+    assert_summary_consistent(report)
+    found = all_findings(report)
+    assert not [f for _h, _d, f in found if f["rule"] == IO_RULE], "io=native findings left after remediation"
+    pending = [(h, d, f) for h, d, f in found if f["status"] == "pending"]
+    assert pending
+    for host, dom, finding in pending:
+        assert finding["pending_restart"] is True, (host, dom, finding)
+        assert (host, dom) in running(fleet), (host, dom, finding)
+    assert {(h, d) for h, d, _f in pending} == running(fleet)
+    # the shut-off, non-legacy domains are compliant after one run
+    domains = {(h["name"], d["name"]): d for h in report["hosts"] for d in h["domains"]}
+    for dom in fleet.domains:
+        if dom.state != "running" and not dom.legacy:
+            assert domains[(dom.host, dom.name)]["status"] == "compliant", domains[(dom.host, dom.name)]
+
+
+def test_remediated_legacy_domains_start(fleet, remediation):
+    for dom in (d for d in fleet.domains if d.legacy):
+        assert "cache='writeback' io='native'" not in fleet.dumpxml(dom.host, dom.name)
+        started = fleet.ssh(dom.host, "LIBVIRT_AUTOSTART=0 virsh -c %s start %s" % (fleet.uri, dom.name), check=False)
+        try:
+            assert started.rc == 0, started
+            assert fleet.virsh(dom.host, "domstate", dom.name).strip() == "running"
+        finally:
+            fleet.virsh(dom.host, "destroy", dom.name, check=False)
+
+
+def test_second_remediate_run_changes_no_hypervisor(remediation):
+    assert remediation.second.rc == 0, remediation.second
+    counts = recap(remediation.second)
+    assert {h: counts[h]["changed"] for h in ("hv1", "hv2", "hv3")} == {"hv1": 0, "hv2": 0, "hv3": 0}, remediation.second
+
+
+def test_remediate_converges_and_then_changes_nothing(remediation):
+    assert remediation.second.rc == 0, remediation.second
+    assert remediation.third.rc == 0, remediation.third
+    counts = recap(remediation.third)
+    for host in ("hv1", "hv2", "hv3"):
+        assert counts[host]["changed"] == 0 and counts[host]["failed"] == 0, remediation.third
+    report, _junit, _html = load_report(remediation.dirs["third"], "remediation")
+    assert report["summary"]["modes"] == ["remediate"] and report["summary"]["check_mode"] is False
+    statuses = {f["status"] for _h, _d, f in all_findings(report)}
+    assert statuses <= {"pending"}, statuses
+    assert all(f["pending_restart"] for _h, _d, f in all_findings(report))
+    assert_summary_consistent(report)
+
+
+def test_rerun_on_converged_fleet_reports_no_change_for_any_host(remediation):
+    counts = recap(remediation.third)
+    assert {h: c["changed"] for h, c in counts.items()} == {h: 0 for h in counts}, remediation.third
+
+
+# --- 3. rolling upgrade -------------------------------------------------------------------------
+
+def _host_sequence(result):
+    """Hosts in the order their task results appear, consecutive repeats collapsed."""
+    seq = []
+    for host in HOST_LINE.findall(result.stdout):
+        if not seq or seq[-1] != host:
+            seq.append(host)
+    return seq
+
+
+def test_rolling_upgrade_processes_every_host_batch_by_batch(fleet, remediation):
+    pids = daemon_pids(fleet)
+    res = fleet.playbook(ROLLING, extra_vars={"virtfleet_serial": 1, "virtfleet_upgrade_tasks": UPGRADE_NOOP,
+                                              "virtfleet_restart_tasks": RESTART})
+    assert res.rc == 0, res
+    counts = recap(res)
+    assert sorted(counts) == list(fleet.hosts), res
+    for host in fleet.hosts:
+        assert counts[host]["failed"] == 0 and counts[host]["unreachable"] == 0 and counts[host]["ok"] > 0, res
+        assert "changed: [%s -> localhost]" % host in res.stdout, res  # its restart ran
+        assert "domain(s) unchanged on %s" % host in res.stdout, res
+    assert res.stdout.count("PLAY [Rolling upgrade of the hypervisors]") == 3, res  # one play per batch
+    assert _host_sequence(res) == ["hv1", "hv2", "hv3"], res
+    after = daemon_pids(fleet)
+    assert all(after[h] != pids[h] for h in fleet.hosts), (pids, after)  # every daemon really restarted
+    for host, name in running(fleet):
+        assert fleet.virsh(host, "domstate", name).strip() == "running", (host, name)
+
+
+# --- 4. the rollout stops at the first batch ----------------------------------------------------
+
+def test_rolling_upgrade_stops_when_the_upgrade_changes_a_machine_type(fleet):
+    assert "machine='pc-q35-7.2'" in fleet.dumpxml("hv1", TAMPERED)
+    untouched = ("hv2", "hv3")
+    before, pids = snapshot(fleet, untouched), daemon_pids(fleet, untouched)
+    try:
+        res = fleet.playbook(ROLLING, extra_vars={"virtfleet_serial": 1, "virtfleet_upgrade_tasks": UPGRADE_TAMPER,
+                                                  "virtfleet_restart_tasks": RESTART})
+        assert res.rc != 0, res
+        assert "%s: machine pc-q35-7.2 -> pc-q35-7.1" % TAMPERED in res.stdout, res
+        assert "The upgrade changed domains on hv1" in res.stdout, res
+        counts = recap(res)
+        assert list(counts) == ["hv1"] and counts["hv1"]["failed"] == 1, res
+        assert not re.search(r"\[hv[23]\b", res.stdout), res
+        assert "machine='pc-q35-7.1'" in fleet.dumpxml("hv1", TAMPERED)  # the tamper did happen
+        assert snapshot(fleet, untouched) == before, "hv2/hv3 were processed"
+        assert daemon_pids(fleet, untouched) == pids, "libvirtd of hv2/hv3 was restarted"
+    finally:
+        fleet.reseed()
