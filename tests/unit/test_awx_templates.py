@@ -284,7 +284,7 @@ def test_survey_questions_match_the_role_options(templates, role_options):
                 if "default" in option:
                     assert q["default"] == option["default"], where
             else:
-                assert option["type"] in ("str", "path", "list"), where
+                assert option["type"] in ("str", "path", "list", "raw"), where
     assert compared, "no survey question overrides a role option: is roles/*/meta/argument_specs.yml there?"
 
 
