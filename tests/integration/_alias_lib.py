@@ -11,20 +11,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 
 import libvirt
 from lxml import etree
 
-from _itlib import image_dir, module_env, parse
+from _itlib import ModuleRun, image_dir, parse, run_module
 
-PKG = "ansible_collections.virtfleet.libvirt.plugins.modules."
 ALIAS_TYPES = ("disk", "interface", "hostdev", "filesystem", "redirdev", "rng", "channel")
 RNG_BACKEND = "/dev/urandom"
 AGENT = "org.qemu.guest_agent.0"
@@ -132,39 +128,11 @@ CHANNEL_ALIAS = "ua-channel-org-qemu-guest_agent-0"
 
 # --- running a module ---------------------------------------------------------------------------
 
-@dataclass
-class Run:
-    rc: int
-    result: dict
-    stdout: str
-    stderr: str
-
-    @property
-    def failed(self):
-        return self.rc != 0 or bool(self.result.get("failed"))
-
-    @property
-    def msg(self):
-        return self.result.get("msg", "")
-
-    def findings(self, **match):
-        return [f for f in self.result.get("findings", []) if all(f.get(k) == v for k, v in match.items())]
+Run = ModuleRun
 
 
 def run_named(module, args, workdir, check=False, diff=False):
-    os.makedirs(workdir, exist_ok=True)
-    payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
-    path = os.path.join(workdir, "args-%s.json" % uuid.uuid4().hex[:8])
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
-    proc = subprocess.run([sys.executable, "-m", PKG + module, path], capture_output=True, text=True,
-                          env=module_env(), cwd=workdir, timeout=300, check=False)
-    try:
-        result = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("%s printed no JSON (rc %d)\nstdout:\n%s\nstderr:\n%s"
-                             % (module, proc.returncode, proc.stdout, proc.stderr))
-    return Run(proc.returncode, result, proc.stdout, proc.stderr)
+    return run_module(args, workdir, check=check, diff=diff, module=module)
 
 
 # --- reading libvirt's XML ----------------------------------------------------------------------

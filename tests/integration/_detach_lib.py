@@ -18,16 +18,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
-from dataclasses import dataclass
 
 import libvirt
 
-from _itlib import ROOT, image_dir, module_env, parse
+from _itlib import ROOT, ModuleRun, image_dir, parse, run_module
 
-DETACH_MODULE = "ansible_collections.virtfleet.libvirt.plugins.modules.virt_detach"
 BUILD_GUEST = os.path.join(ROOT, "scripts", "build-guest.sh")
 GUEST_DIR = os.environ.get("VIRTFLEET_GUEST_DIR", "/var/lib/libvirt/images/virtfleet-guest")
 READY = "VIRTFLEET-GUEST-READY"
@@ -228,21 +225,7 @@ class Console:
 
 # --- running the module -------------------------------------------------------------------------
 
-@dataclass
-class DetachRun:
-    rc: int
-    result: dict
-    stdout: str
-    stderr: str
-
-    @property
-    def failed(self):
-        return self.rc != 0 or bool(self.result.get("failed"))
-
-    @property
-    def msg(self):
-        return self.result.get("msg", "")
-
+class DetachRun(ModuleRun):
     @property
     def devices(self):
         return self.result.get("devices", [])
@@ -253,16 +236,4 @@ class DetachRun:
 
 def run_detach_module(args, workdir, check=False):
     """Run virt_detach as ``python -m <module> args.json`` in ``workdir``; a DetachRun."""
-    os.makedirs(workdir, exist_ok=True)
-    payload = dict(args, _ansible_check_mode=check)
-    path = os.path.join(workdir, "args-%s.json" % uuid.uuid4().hex[:8])
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
-    proc = subprocess.run([sys.executable, "-m", DETACH_MODULE, path], capture_output=True, text=True,
-                          env=module_env(), cwd=workdir, timeout=900, check=False)
-    try:
-        result = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("virt_detach printed no JSON (rc %d)\nstdout:\n%s\nstderr:\n%s"
-                             % (proc.returncode, proc.stdout, proc.stderr))
-    return DetachRun(proc.returncode, result, proc.stdout, proc.stderr)
+    return run_module(args, workdir, check=check, module="virt_detach", timeout=900, result_class=DetachRun)

@@ -5,7 +5,11 @@ No libvirt and no pytest here; ``conftest.py`` holds the fixtures that use them.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import uuid
 from dataclasses import dataclass
 
 from lxml import etree
@@ -163,3 +167,44 @@ def without_driver_modes(xml_text):
         driver.attrib.pop("cache", None)
         driver.attrib.pop("io", None)
     return etree.tostring(root, method="c14n")
+
+
+# --- running a module ---------------------------------------------------------------------------
+
+MODULES = "ansible_collections.virtfleet.libvirt.plugins.modules."
+
+
+@dataclass
+class ModuleRun:
+    rc: int
+    result: dict
+    stdout: str
+    stderr: str
+
+    @property
+    def failed(self):
+        return self.rc != 0 or bool(self.result.get("failed"))
+
+    @property
+    def msg(self):
+        return self.result.get("msg", "")
+
+    def findings(self, **match):
+        return [f for f in self.result.get("findings", []) if all(f.get(k) == v for k, v in match.items())]
+
+
+def run_module(args, workdir, check=False, diff=False, module="virt_disk_io_policy", timeout=300, result_class=ModuleRun):
+    """Run a collection module as ``python -m <module> args.json`` in ``workdir``."""
+    os.makedirs(workdir, exist_ok=True)
+    payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
+    path = os.path.join(workdir, "args-%s.json" % uuid.uuid4().hex[:8])
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
+    proc = subprocess.run([sys.executable, "-m", MODULES + module, path], capture_output=True, text=True,
+                          env=module_env(), cwd=workdir, timeout=timeout, check=False)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("%s printed no JSON (rc %d)\nstdout:\n%s\nstderr:\n%s"
+                             % (module, proc.returncode, proc.stdout, proc.stderr))
+    return result_class(proc.returncode, result, proc.stdout, proc.stderr)

@@ -16,25 +16,21 @@ the host may carry domains that are not ours.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import uuid
-from dataclasses import dataclass
 
 import libvirt
 import pytest
 from lxml import etree
 
-from _itlib import ROOT, Disk, domain_xml, drivers, image_dir, module_env, parse, set_driver
+from _itlib import ROOT, Disk, domain_xml, drivers, image_dir, parse, run_module, set_driver
 
 LAB_SCRIPT = os.path.join(ROOT, "scripts", "lab.sh")
 LAB_ENV = "/run/virtfleet-lab.env"
 QEMU_CONFIG_DIR = "/etc/libvirt/qemu"
-MODULE = "ansible_collections.virtfleet.libvirt.plugins.modules.virt_disk_io_policy"
 SECURE_INACTIVE = libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE
 
 # libvirt's default error handler prints every error on stderr; the tests look at exceptions.
@@ -252,42 +248,6 @@ def domains(lab):
 
 
 # --- running the module -------------------------------------------------------------------------
-
-@dataclass
-class ModuleRun:
-    rc: int
-    result: dict
-    stdout: str
-    stderr: str
-
-    @property
-    def failed(self):
-        return self.rc != 0 or bool(self.result.get("failed"))
-
-    @property
-    def msg(self):
-        return self.result.get("msg", "")
-
-    def findings(self, **match):
-        return [f for f in self.result.get("findings", []) if all(f.get(k) == v for k, v in match.items())]
-
-
-def run_module(args, workdir, check=False, diff=False):
-    """Run virt_disk_io_policy as ``python -m <module> args.json`` in ``workdir``."""
-    os.makedirs(workdir, exist_ok=True)
-    payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
-    path = os.path.join(workdir, "args-%s.json" % uuid.uuid4().hex[:8])
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
-    proc = subprocess.run([sys.executable, "-m", MODULE, path], capture_output=True, text=True,
-                          env=module_env(), cwd=workdir, timeout=300, check=False)
-    try:
-        result = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("module printed no JSON (rc %d)\nstdout:\n%s\nstderr:\n%s"
-                             % (proc.returncode, proc.stdout, proc.stderr))
-    return ModuleRun(proc.returncode, result, proc.stdout, proc.stderr)
-
 
 @pytest.fixture
 def run(lab, tmp_path):
