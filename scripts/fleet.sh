@@ -39,7 +39,8 @@ MANIFEST=$FIXTURES/manifest.tsv
 LOCK_FILE=/run/virtfleet-fleet.lock
 DOMAIN_TYPE=qemu          # TCG: /dev/kvm may exist here but a Linux guest never boots under it
 MARKER='# managed by virtfleet scripts/fleet.sh'
-PKGS=(openssh-server openssh-client python3-libvirt python3-lxml
+# python3-venv: the fleet tests give a host a Python without libvirt-python (the roles' prerequisite check).
+PKGS=(openssh-server openssh-client python3-libvirt python3-lxml python3-venv
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils)
 SSH_OPTS=(-i "$KEY" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
           -o LogLevel=ERROR -o ConnectTimeout=5 -o ControlMaster=no -o ControlPath=none)

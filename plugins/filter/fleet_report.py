@@ -114,9 +114,11 @@ def _host_entry(host, result):
             errors.append("%s: %s" % (name, check.get("msg") or "failed"))
 
     status = result.get("status")
-    if status not in ("ok", "failed") or errors:
+    if status not in HOST_STATUSES or (errors and status == "ok"):
         status = "failed"
     error = result.get("error")
+    if status == "unreachable" and not error:
+        error = "the host became unreachable during the run"
     if status == "failed" and not error:
         error = "; ".join(errors) or "the audit result has no valid status (%r)" % (result.get("status"),)
 
@@ -157,7 +159,7 @@ def _host_entry(host, result):
     return {
         "name": host,
         "status": status,
-        "error": error if status == "failed" else None,
+        "error": error if status != "ok" else None,
         "uri": redact_uri(result.get("uri")),
         "mode": result.get("mode"),
         "check_mode": result.get("check_mode"),

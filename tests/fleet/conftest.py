@@ -188,6 +188,17 @@ class Fleet:
             for n in hosts:
                 self.start_host(n)
 
+    def stop_during(self, n, after_task, log_path):
+        """Environment for :meth:`playbook` that stops host n (like :meth:`stop_host`) as soon as
+        the task named ``after_task`` has finished on it, before Ansible starts the next task
+        (tests/fleet/callback_plugins/vf_stop_host.py); the callback logs to ``log_path``.
+        The host counts as stopped: :meth:`reseed` and the session end start it again."""
+        self.stopped.add(host_name(n))
+        return {"ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"),
+                "ANSIBLE_CALLBACKS_ENABLED": "vf_stop_host", "VF_STOP_HOST": host_name(n),
+                "VF_STOP_AFTER_TASK": after_task, "VF_STOP_LOG": str(log_path),
+                "VF_STOP_COMMAND": "bash %s stop-host %d" % (shlex.quote(FLEET_SH), host_number(n))}
+
     def restart_libvirt(self, n):
         """Restart host n's session libvirtd (it reads ~/.config/libvirt/qemu/*.xml only at start)."""
         return self.sh("restart-libvirt", host_number(n))
@@ -234,11 +245,12 @@ class Fleet:
 
     # --- ansible ------------------------------------------------------------------------------
 
-    def playbook(self, playbook, *args, check=False, diff=False, limit=None, extra_vars=None, timeout=900):
+    def playbook(self, playbook, *args, check=False, diff=False, limit=None, extra_vars=None, env=None, timeout=900):
         """Run ansible-playbook on the fleet inventory.
 
         ``playbook`` is a path, or YAML text (anything containing a newline), which is written to
-        a temporary file first. ``extra_vars`` is a dict passed as JSON with ``-e``.
+        a temporary file first. ``extra_vars`` is a dict passed as JSON with ``-e``; ``env`` adds
+        to the environment (:attr:`env`).
         """
         tmp = None
         if "\n" in playbook:
@@ -249,7 +261,7 @@ class Fleet:
         cmd = [os.path.join(self.bin_dir, "ansible-playbook"), "-i", self.inventory, playbook]
         cmd += self._common(check, diff, limit, extra_vars) + [str(a) for a in args]
         try:
-            return _run(cmd, timeout, env=self.env)
+            return _run(cmd, timeout, env=dict(self.env, **(env or {})))
         finally:
             if tmp:
                 os.unlink(tmp)

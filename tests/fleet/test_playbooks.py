@@ -1,10 +1,13 @@
 """The playbooks end to end against the three-hypervisor fleet (tests/fleet/conftest.py).
 
 audit.yml (check mode, JSON/JUnit/HTML report, nothing changed), remediate.yml (then a clean
-audit, legacy domains start, idempotent re-run), rolling_upgrade.yml (batch by batch with a real
-daemon restart per host; stops at the first batch when the upgrade changes a domain), an
-unreachable host in the report, audit.yml with --limit, and detach.yml. Substitute task files for the rolling upgrade are
-in tests/fleet/tasks/.
+audit, legacy domains start, idempotent re-run, zero findings after a cold boot of the running
+domains), rolling_upgrade.yml (batch by batch with a real daemon restart per host; stops at the
+first batch when the upgrade changes a domain's machine type or a device address), a host
+unreachable before the run and one lost mid-run (a callback stops its sshd after its first
+task), every host unreachable or failing (the report is still written), a host Python without
+libvirt-python (the fix is named), audit.yml with --limit, and detach.yml. Substitute task files
+for the rolling upgrade are in tests/fleet/tasks/.
 
 The tests run in file order and share the fleet: the audit/unreachable/detach tests start from the
 seeded fleet, the remediation tests reseed and remediate it (module fixture ``remediation``), the
@@ -16,6 +19,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 
@@ -281,6 +287,138 @@ def test_unreachable_host_is_reported_as_unreachable(fleet, tmp_path):
     assert fleet.list_domains("hv3") == sorted(d.name for d in fleet.domains_of("hv3"))
 
 
+# --- a host lost mid-run, every host lost, every host failing -----------------------------------
+
+PROBE_TASK = "Check that the host can run the virtfleet modules (libvirt-python, lxml, daemon)"
+
+
+def task_sections(result):
+    """{task title: output lines} of an ansible-playbook run (a title may repeat: the last wins)."""
+    out = {}
+    for chunk in result.stdout.split("\nTASK [")[1:]:
+        title, _sep, body = chunk.partition("]")
+        out[title] = body
+    return out
+
+
+def test_host_lost_mid_run_is_reported_unreachable_and_the_others_are_audited(fleet, tmp_path):
+    log = tmp_path / "stop.log"
+    reports = tmp_path / "reports"
+    before = snapshot(fleet, ["hv1", "hv2"])
+    res = fleet.playbook(AUDIT, check=True, extra_vars={"virtfleet_report_dir": str(reports)},
+                         env=fleet.stop_during("hv3", PROBE_TASK, log))
+    # It happened mid-run: hv3 answered the prerequisite probe, then its sshd and sessions were
+    # stopped, and its next task found it unreachable.
+    assert log.exists() and log.read_text().count("stopped hv3") == 1, res
+    assert " rc=0 " in log.read_text(), log.read_text()
+    sections = task_sections(res)
+    probe = sections["virtfleet.libvirt.checks : " + PROBE_TASK]
+    assert re.search(r"^ok: \[hv3\]", probe, re.M), res
+    disk = sections["virtfleet.libvirt.checks : Disk io/cache policy"]
+    assert re.search(r"^fatal: \[hv3\]: UNREACHABLE!", disk, re.M) and "...ignoring" in disk, res
+    assert res.rc == 4, res
+    counts = recap(res)
+    assert counts["hv3"]["unreachable"] == 1, res
+    for host in ("hv1", "hv2"):
+        assert counts[host]["failed"] == counts[host]["unreachable"] == 0, res
+
+    report, junit, html = load_report(reports, "compliance")
+    hosts = hosts_of(report)
+    assert list(hosts) == list(fleet.hosts)
+    lost = hosts["hv3"]
+    # The role recorded it (mode, uri) with Ansible's own reason, not the "no result" placeholder.
+    assert lost["status"] == "unreachable" and lost["mode"] == "audit" and lost["uri"] == fleet.uri, lost
+    assert lost["error"].startswith("unreachable: ") and "ssh" in lost["error"], lost["error"]
+    assert lost["domains"] == [] and lost["summary"]["findings"] == 0, lost
+    for host in ("hv1", "hv2"):
+        assert hosts[host]["status"] == "ok", hosts[host]
+        assert sorted(d["name"] for d in hosts[host]["domains"]) == sorted(d.name for d in fleet.domains_of(host))
+    assert report["summary"]["unreachable_hosts"] == ["hv3"] and report["summary"]["passed"] is False
+    assert_summary_consistent(report)
+    assert_junit_consistent(junit)
+    errors = [c.find("error") for c in junit_suites(junit)["hv3"].findall("testcase") if c.find("error") is not None]
+    assert [e.get("type") for e in errors] == ["unreachable"] and "ssh" in errors[0].text
+    assert re.search(r'<section class="host unreachable"[^>]*data-host="hv3"', html)
+    assert snapshot(fleet, ["hv1", "hv2"]) == before
+
+    fleet.start_host("hv3")
+    assert fleet.list_domains("hv3") == sorted(d.name for d in fleet.domains_of("hv3"))
+
+
+def test_every_host_unreachable_still_writes_the_report(fleet, tmp_path):
+    with fleet.unreachable(*fleet.hosts):
+        res = fleet.playbook(AUDIT, check=True, extra_vars={"virtfleet_report_dir": str(tmp_path)})
+    assert res.rc == 4, res
+    assert "NO MORE HOSTS LEFT" not in res.stdout, res
+    counts = recap(res)
+    assert all(counts[h]["unreachable"] == 1 for h in fleet.hosts), res
+    report, junit, html = load_report(tmp_path, "compliance")
+    assert [(h["name"], h["status"]) for h in report["hosts"]] == [(h, "unreachable") for h in fleet.hosts]
+    assert all("ssh" in h["error"] for h in report["hosts"]), report["hosts"]
+    assert report["summary"]["reasons"] == ["3 hosts unreachable: hv1, hv2, hv3"]
+    assert report["summary"]["domains"]["total"] == 0
+    assert_summary_consistent(report)
+    assert_junit_consistent(junit)
+    assert int(junit.get("errors")) == 3
+    assert html.count("<b>UNREACHABLE</b>") == 3
+
+
+@pytest.fixture
+def python_without_libvirt():
+    """A real Python on the hosts whose import path lacks libvirt-python and lxml (a venv of
+    /usr/bin/python3 without system site packages), readable by every host user."""
+    where = tempfile.mkdtemp(prefix="vf-bare-python-")
+    os.chmod(where, 0o755)
+    venv = os.path.join(where, "venv")
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", venv], check=True, capture_output=True)
+    python = os.path.join(venv, "bin", "python")
+    probe = subprocess.run([python, "-c", "import libvirt"], capture_output=True, text=True, check=False)
+    assert probe.returncode != 0, "the bare venv can import libvirt: %s" % probe
+    yield python
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def test_missing_libvirt_python_fails_every_host_with_the_fix_and_changes_nothing(fleet, tmp_path,
+                                                                                  python_without_libvirt):
+    before = snapshot(fleet)
+    backups_before = {h: backups(fleet, h) for h in fleet.hosts}
+    res = fleet.playbook(REMEDIATE, extra_vars={"virtfleet_report_dir": str(tmp_path),
+                                                "ansible_python_interpreter": python_without_libvirt})
+    assert res.rc == 2, res
+    counts = recap(res)
+    assert all(counts[h]["failed"] == 1 and counts[h]["changed"] == 0 for h in fleet.hosts), res
+    fatal = re.findall(r"^fatal: \[(hv\d)\]: FAILED! => .*", res.stdout, re.M)
+    assert sorted(set(fatal)) == list(fleet.hosts), res
+    # The checks never ran: the probe failed and every check task was skipped.
+    disk = task_sections(res)["virtfleet.libvirt.checks : Disk io/cache policy"]
+    assert all(re.search(r"^skipping: \[%s\]" % h, disk, re.M) for h in fleet.hosts), res
+
+    report, _junit, html = load_report(tmp_path, "remediation")
+    assert [(h["name"], h["status"]) for h in report["hosts"]] == [(h, "failed") for h in fleet.hosts]
+    for host in report["hosts"]:
+        error = host["error"]
+        assert error.startswith(host["name"] + " cannot run the virtfleet modules:"), error
+        assert "libvirt-python" in error and "apt install python3-libvirt python3-lxml" in error, error
+        assert python_without_libvirt in error, error  # names the interpreter to fix
+        assert host["domains"] == [], host
+    assert report["summary"]["failed_hosts"] == list(fleet.hosts)
+    assert_summary_consistent(report)
+    assert html.count("<b>AUDIT FAILED</b>") == 3
+    assert snapshot(fleet) == before
+    assert {h: backups(fleet, h) for h in fleet.hosts} == backups_before
+
+
+def test_role_stopping_before_it_publishes_is_reported_failed(fleet, tmp_path):
+    # Argument validation runs before any task of the role: the playbook's rescue records why.
+    res = fleet.playbook(AUDIT, check=True, limit="hv1,hv2",
+                         extra_vars={"virtfleet_report_dir": str(tmp_path), "audit_checks": ["aliases", "bogus"]})
+    assert res.rc == 2, res
+    report, _junit, _html = load_report(tmp_path, "compliance")
+    assert [(h["name"], h["status"]) for h in report["hosts"]] == [("hv1", "failed"), ("hv2", "failed")]
+    for host in report["hosts"]:
+        assert "audit role failed at" in host["error"] and "bogus" in host["error"], host["error"]
+
+
 # --- audit with --limit ------------------------------------------------------------------------
 
 def test_audit_with_a_limit_reports_the_limited_hosts(fleet, tmp_path):
@@ -405,6 +543,30 @@ def test_rerun_on_converged_fleet_reports_no_change_for_any_host(remediation):
     assert {h: c["changed"] for h, c in counts.items()} == {h: 0 for h in counts}, remediation.third
 
 
+def test_after_a_cold_boot_of_the_running_domains_the_audit_has_zero_findings(fleet, remediation, tmp_path):
+    # What the remediation left pending (the running domains) applies at their next cold boot:
+    # destroy + start (a reboot from inside the guest keeps the same QEMU process).
+    booted = sorted(running(fleet))
+    assert booted
+    for host, name in booted:
+        fleet.virsh(host, "destroy", name)
+        fleet.virsh(host, "start", name)
+    res = fleet.playbook(AUDIT, check=True, extra_vars={"virtfleet_report_dir": str(tmp_path)})
+    assert res.rc == 0, res
+    report, junit, html = load_report(tmp_path, "compliance")
+    assert all_findings(report) == [], all_findings(report)
+    assert report["summary"]["passed"] is True and report["summary"]["reasons"] == []
+    assert report["summary"]["findings"]["total"] == 0
+    assert report["summary"]["domains"]["compliant"] == report["summary"]["domains"]["total"] == len(fleet.domains)
+    assert [h["status"] for h in report["hosts"]] == ["ok"] * len(fleet.hosts)
+    assert int(junit.get("failures")) == int(junit.get("errors")) == 0
+    assert "PASS" in html
+    for host, name in booted:  # the live domains now carry the aliases
+        live = fleet.dumpxml(host, name, inactive=False)
+        assert "<alias name='ua-" in live, (host, name)
+        assert "io='native'" not in live or "cache='none'" in live or "cache='directsync'" in live, (host, name)
+
+
 # --- 3. rolling upgrade -------------------------------------------------------------------------
 
 def _host_sequence(result):
@@ -437,20 +599,33 @@ def test_rolling_upgrade_processes_every_host_batch_by_batch(fleet, remediation)
 
 # --- 4. the rollout stops at the first batch ----------------------------------------------------
 
-def test_rolling_upgrade_stops_when_the_upgrade_changes_a_machine_type(fleet):
-    assert "machine='pc-q35-7.2'" in fleet.dumpxml("hv1", TAMPERED)
+# db-01 on hv1 (manifest line 2): MACs 52:54:00:01:02:01 and :02.
+TAMPER_CASES = {
+    "machine": (r"%s: machine pc-q35-7\.2 -> pc-q35-7\.1" % TAMPERED, "machine='pc-q35-7.1'"),
+    "address": (r"%s: device \d+ \(interface 52:54:00:01:02:01\) address .+ -> " % TAMPERED, None),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAMPER_CASES))
+def test_rolling_upgrade_stops_when_the_upgrade_changes_a_domain(fleet, kind):
+    message, evidence = TAMPER_CASES[kind]
+    before_tamper = fleet.dumpxml("hv1", TAMPERED)
+    assert "machine='pc-q35-7.2'" in before_tamper
     untouched = ("hv2", "hv3")
     before, pids = snapshot(fleet, untouched), daemon_pids(fleet, untouched)
     try:
         res = fleet.playbook(ROLLING, extra_vars={"virtfleet_serial": 1, "virtfleet_upgrade_tasks": UPGRADE_TAMPER,
-                                                  "virtfleet_restart_tasks": RESTART})
+                                                  "virtfleet_restart_tasks": RESTART, "virtfleet_tamper_kind": kind})
         assert res.rc != 0, res
-        assert "%s: machine pc-q35-7.2 -> pc-q35-7.1" % TAMPERED in res.stdout, res
+        assert re.search(message, res.stdout), res
         assert "The upgrade changed domains on hv1" in res.stdout, res
         counts = recap(res)
         assert list(counts) == ["hv1"] and counts["hv1"]["failed"] == 1, res
         assert not re.search(r"\[hv[23]\b", res.stdout), res
-        assert "machine='pc-q35-7.1'" in fleet.dumpxml("hv1", TAMPERED)  # the tamper did happen
+        after_tamper = fleet.dumpxml("hv1", TAMPERED)
+        assert after_tamper != before_tamper  # the tamper did happen
+        if evidence:
+            assert evidence in after_tamper
         assert snapshot(fleet, untouched) == before, "hv2/hv3 were processed"
         assert daemon_pids(fleet, untouched) == pids, "libvirtd of hv2/hv3 was restarted"
     finally:

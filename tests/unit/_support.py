@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
+import subprocess
+import sys
 
 from lxml import etree
 
@@ -107,3 +110,36 @@ _COMMENT = re.compile(r"<!--.*?-->", re.S)
 
 def comments(text):
     return _COMMENT.findall(text)
+
+
+# --- running a module as Ansible does ------------------------------------------------------------
+
+MODULE_PREFIX = "ansible_collections.virtfleet.libvirt.plugins.modules."
+
+
+def write_node(tmp_path_factory, node_xml):
+    """A libvirt test-driver node file; returns its ``test:///...`` URI. Every open() of that URI
+    gets a fresh copy of the file, so each module run starts from the same state."""
+    path = tmp_path_factory.mktemp("node") / "node.xml"
+    path.write_text(node_xml)
+    return "test://" + str(path)
+
+
+def run_module(module, workdir, check_mode=False, diff=False, **params):
+    """Run ``virtfleet.libvirt.<module>`` in a subprocess with an args file, as Ansible does, and
+    return its JSON result. Fails the test when it prints no JSON or its exit code disagrees with
+    ``failed``."""
+    args = dict(params, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    args_file = os.path.join(str(workdir), "args.json")
+    with open(args_file, "w", encoding="utf-8") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+    proc = subprocess.run([sys.executable, "-m", MODULE_PREFIX + module, args_file], cwd=str(workdir), env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("module printed no JSON (rc=%s)\nstdout: %s\nstderr: %s"
+                             % (proc.returncode, proc.stdout, proc.stderr))
+    assert proc.returncode == (1 if result.get("failed") else 0), proc.stderr
+    return result

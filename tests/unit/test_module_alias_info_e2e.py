@@ -8,16 +8,12 @@ import hashlib
 import json
 import os
 import stat
-import subprocess
-import sys
 
 import pytest
 
-from _support import COLLECTIONS
+from _support import run_module, write_node
 
 libvirt = pytest.importorskip("libvirt")
-
-PREFIX = "ansible_collections.virtfleet.libvirt.plugins.modules."
 
 NODE = """<node>
   <domain type='test'>
@@ -133,28 +129,14 @@ MISSING = {
 
 @pytest.fixture(scope="module")
 def node_uri(tmp_path_factory):
-    path = tmp_path_factory.mktemp("node") / "node.xml"
-    path.write_text(NODE)
-    return "test://" + str(path)
+    return write_node(tmp_path_factory, NODE)
 
 
 @pytest.fixture
 def run(tmp_path):
-    def run_module(module, check_mode=False, diff=False, **params):
-        args = dict(params, _ansible_check_mode=check_mode, _ansible_diff=diff)
-        args_file = tmp_path / "args.json"
-        args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        env = dict(os.environ, PYTHONPATH=COLLECTIONS)
-        proc = subprocess.run([sys.executable, "-m", PREFIX + module, str(args_file)], cwd=str(tmp_path), env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
-        try:
-            result = json.loads(proc.stdout)
-        except ValueError:
-            raise AssertionError("module printed no JSON (rc=%s)\nstdout: %s\nstderr: %s"
-                                 % (proc.returncode, proc.stdout, proc.stderr))
-        assert proc.returncode == (1 if result.get("failed") else 0), proc.stderr
-        return result
-    return run_module
+    def run_named(module, check_mode=False, diff=False, **params):
+        return run_module(module, tmp_path, check_mode=check_mode, diff=diff, **params)
+    return run_named
 
 
 def _aliases_of(domain_entry):

@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 
 import pytest
 
-from _support import COLLECTIONS
+from _support import run_module as run_module_in
+from _support import write_node
 
 libvirt = pytest.importorskip("libvirt")
 
-MODULE = "ansible_collections.virtfleet.libvirt.plugins.modules.virt_disk_io_policy"
+MODULE = "virt_disk_io_policy"
 
 NODE = """<node>
   <domain type='test'>
@@ -88,29 +87,13 @@ NODE = """<node>
 
 @pytest.fixture(scope="module")
 def node_uri(tmp_path_factory):
-    path = tmp_path_factory.mktemp("node") / "node.xml"
-    path.write_text(NODE)
-    return "test://" + str(path)
+    return write_node(tmp_path_factory, NODE)
 
 
 @pytest.fixture
 def run_module(tmp_path):
     def run(check_mode=False, diff=False, **params):
-        args = dict(params)
-        args["_ansible_check_mode"] = check_mode
-        args["_ansible_diff"] = diff
-        args_file = tmp_path / "args.json"
-        args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        env = dict(os.environ, PYTHONPATH=COLLECTIONS)
-        proc = subprocess.run([sys.executable, "-m", MODULE, str(args_file)], cwd=str(tmp_path), env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
-        try:
-            result = json.loads(proc.stdout)
-        except ValueError:
-            raise AssertionError("module printed no JSON (rc=%s)\nstdout: %s\nstderr: %s"
-                                 % (proc.returncode, proc.stdout, proc.stderr))
-        assert proc.returncode == (1 if result.get("failed") else 0), proc.stderr
-        return result
+        return run_module_in(MODULE, tmp_path, check_mode=check_mode, diff=diff, **params)
     return run
 
 

@@ -114,6 +114,28 @@ def test_unreachable_host_is_reported_never_missing():
     assert report["summary"]["reasons"] == ["1 host unreachable: hv-new-99"]
 
 
+def test_host_lost_mid_run_is_unreachable_with_its_reason_and_partial_findings(schema):
+    # The checks role records a host that stopped answering after some checks ran (the playbooks
+    # ignore unreachable hosts in the fleet play): status unreachable, the ssh error, and the
+    # findings of the checks that did run.
+    hostvars = fleet_hostvars()
+    result = hostvars["hv-ams-01"]["virtfleet_audit_result"]
+    findings_before = len(result["findings"])
+    assert findings_before > 0
+    result.update(status="unreachable", error="unreachable: Failed to connect to the host via ssh: Connection refused")
+    report = build(hostvars)
+    ams01 = host(report, "hv-ams-01")
+    assert ams01["status"] == "unreachable"
+    assert ams01["error"] == "unreachable: Failed to connect to the host via ssh: Connection refused"
+    assert ams01["summary"]["findings"] == findings_before and ams01["mode"] == result["mode"]
+    assert report["summary"]["unreachable_hosts"] == ["hv-ams-01", UNREACHABLE]
+    assert "2 hosts unreachable: hv-ams-01, %s" % UNREACHABLE in report["summary"]["reasons"]
+    validate(report, schema)
+    # Without a reason the report still says why.
+    del result["error"]
+    assert "unreachable" in host(build(hostvars), "hv-ams-01")["error"]
+
+
 def test_failed_host_keeps_its_findings_and_error():
     fra = host(build(), "hv-fra-01")
     assert fra["status"] == "failed" and fra["error"].startswith("disk_io: ci-fra-01:")
