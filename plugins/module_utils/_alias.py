@@ -271,7 +271,7 @@ def resolve_explicit(devs, assignments, domain):
 
 def plan_domain(state, device_types=DEFAULT_TYPES, assignments=(), replace=False):
     """Every alias deviation of one domain's devices of ``device_types``, as Changes."""
-    root = _domxml.parse(state.inactive_xml)
+    root = state.inactive_root()
     everything = _select.entries(root)
     devs = _aliasable([e for e in everything if e[1].tag in device_types])
     paths = {e[0] for e in devs}
@@ -296,7 +296,7 @@ def plan_domain(state, device_types=DEFAULT_TYPES, assignments=(), replace=False
     running = state.active and state.live_xml is not None
     live = {}
     if running:
-        live_devs = _aliasable(_select.entries(_domxml.parse(state.live_xml), kinds=device_types))
+        live_devs = _aliasable(_select.entries(state.live_root(), kinds=device_types))
         paired, _live_only = _select.pair_live(devs, live_devs)
         live = {p: (e[2].get("alias") if e is not None else None) for p, e in paired.items()}
 

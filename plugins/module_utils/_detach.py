@@ -96,8 +96,8 @@ def resolve(state, selectors):
     a selector only the live domain answers (e.g. libvirt's automatic alias) is paired back to
     the persistent device, so the same device is never reported absent from a definition it is in.
     """
-    pers = _select.entries(_domxml.parse(state.inactive_xml)) if state.persistent else []
-    live = _select.entries(_domxml.parse(state.live_xml)) if state.active and state.live_xml else []
+    pers = _select.entries(state.inactive_root()) if state.persistent else []
+    live = _select.entries(state.live_root()) if state.active and state.live_xml else []
     paired, _live_only = _select.pair_live(pers, live) if live else ({}, [])
     by_live = {other[0]: entry for entry in pers for other in [paired.get(entry[0])] if other is not None}
     targets, claimed = [], {}

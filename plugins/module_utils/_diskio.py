@@ -141,10 +141,10 @@ def desired_driver(cache, io, want_cache, want_io):
 
 def plan_domain(state, want_io=KEEP, want_cache=KEEP):
     """Every io/cache deviation of every policy disk of one domain, as Changes."""
-    root = _domxml.parse(state.inactive_xml)
+    root = state.inactive_root()
     live = {}
     if state.active and state.live_xml:
-        for _path, el in policy_disks(_domxml.parse(state.live_xml)):
+        for _path, el in policy_disks(state.live_root()):
             live[_domxml.attr(el, "target", "dev")] = (_domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io"))
     changes = []
     for path, el in policy_disks(root):

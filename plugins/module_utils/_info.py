@@ -39,7 +39,7 @@ def _device(index, path, el, ident):
 
 def domain_facts(state, lookups=()):
     """Facts of one domain: identity, machine, and every device with persistent/live aliases."""
-    root = _domxml.parse(state.inactive_xml)
+    root = state.inactive_root()
     os_type = root.find("os/type")
     devs = _select.entries(root)
     facts = {
@@ -56,7 +56,7 @@ def domain_facts(state, lookups=()):
     }
     live_devs = []
     if state.active and state.live_xml:
-        live_root = _domxml.parse(state.live_xml)
+        live_root = state.live_root()
         live_devs = _select.entries(live_root)
         paired, live_only = _select.pair_live(devs, live_devs)
         for item in facts["devices"]:

@@ -37,6 +37,21 @@ class DomainState:
     inactive_xml: str           # VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE
     live_xml: str | None = None  # VIR_DOMAIN_XML_SECURE, only while active
     state: str = ""              # libvirt run state: running, paused, shut off, ...
+    _parsed: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def inactive_root(self):
+        """The parsed inactive XML, parsed once and shared by every planner (read it, never edit it)."""
+        if "inactive" not in self._parsed:
+            self._parsed["inactive"] = _domxml.parse(self.inactive_xml)
+        return self._parsed["inactive"]
+
+    def live_root(self):
+        """The parsed live XML (None when the domain is not running); shared and read-only like inactive_root."""
+        if self.live_xml is None:
+            return None
+        if "live" not in self._parsed:
+            self._parsed["live"] = _domxml.parse(self.live_xml)
+        return self._parsed["live"]
 
 
 @dataclass(frozen=True)
