@@ -63,3 +63,22 @@ class UnplugPending(LibvirtCallFailed):
 
 class DetachFailed(VirtFleetError):
     """A device could not be detached; ``details['devices']`` says what state each device is in."""
+
+
+class ConnectionLost(LibvirtCallFailed):
+    """The connection to libvirt broke mid-run (daemon killed or restarted, socket gone).
+
+    Whatever was in flight has an unknown outcome; nothing more is attempted on that host.
+    """
+
+
+class DomainVanished(LibvirtCallFailed):
+    """The domain was undefined (or destroyed, if transient) by someone else while this run worked on it."""
+
+
+class BackupFailed(VirtFleetError):
+    """The backup of a definition could not be written durably; that domain is not changed."""
+
+
+class HostLocked(VirtFleetError):
+    """Another virtfleet run holds this host's lock for longer than the run is willing to wait."""
