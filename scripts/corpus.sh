@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Fetch libvirt's own test-suite domain XML (tests/qemuxml2xmloutdata/*.xml) for the libvirt
+# version this host runs, from the Debian source package, for the corpus test (tests/corpus).
+#
+#   scripts/corpus.sh [--version V]   prints the corpus directory on stdout; progress on stderr
+#
+# V defaults to the installed libvirt0 (dpkg-query -W libvirt0, e.g. 9.0.0-4+deb12u2); a Debian
+# version or a plain upstream version (9.0.0) is accepted. The corpus goes to
+#   .build/corpus/<upstream version>/*.xml      (.build/ is gitignored)
+# so that a Debian 11 (libvirt 7.0) or 13 (11.3) host gets its own. Idempotent: when the
+# directory is complete (it has a .complete stamp) the script only prints it.
+#
+# Source: <mirror>/pool/main/libv/libvirt/libvirt_<upstream>.orig.tar.xz, where the mirror is
+# $VIRTFLEET_DEBIAN_MIRROR, else http://deb.debian.org/debian. When the full Debian version is
+# known, its .dsc is fetched too and the tarball's SHA256 checked against it.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MIRROR=${VIRTFLEET_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+POOL=$MIRROR/pool/main/libv/libvirt
+
+log() { echo "[corpus] $*" >&2; }
+die() { echo "[corpus] ERROR: $*" >&2; exit 1; }
+
+version=
+while (($#)); do
+  case $1 in
+    --version) version=${2:?--version needs a value}; shift 2 ;;
+    --version=*) version=${1#--version=}; shift ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument: $1 (usage: scripts/corpus.sh [--version V])" ;;
+  esac
+done
+if [[ -z $version ]]; then
+  version=$(dpkg-query -W -f='${Version}' libvirt0 2>/dev/null) \
+    || die "libvirt0 is not installed; pass --version V"
+fi
+
+# Debian version [epoch:]upstream[-revision] -> upstream
+debian_version=
+upstream=${version#*:}
+if [[ $upstream == *-* ]]; then
+  debian_version=$upstream
+  upstream=${upstream%-*}
+fi
+[[ $upstream =~ ^[0-9][0-9A-Za-z.+~]*$ ]] || die "not a libvirt version: $version"
+
+dest=$ROOT/.build/corpus/$upstream
+if [[ -f $dest/.complete ]]; then
+  echo "$dest"
+  exit 0
+fi
+
+command -v curl >/dev/null || die "curl is needed"
+command -v xz >/dev/null || die "xz is needed (apt-get install xz-utils)"
+
+work=$(mktemp -d "$ROOT/.build/corpus-dl.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+tarball=libvirt_$upstream.orig.tar.xz
+
+log "libvirt $upstream${debian_version:+ (Debian $debian_version)}: downloading $POOL/$tarball"
+curl -fsSL --retry 3 --connect-timeout 20 -o "$work/$tarball" "$POOL/$tarball" \
+  || die "download failed: $POOL/$tarball (older releases may be on http://snapshot.debian.org; set VIRTFLEET_DEBIAN_MIRROR)"
+
+if [[ -n $debian_version ]]; then
+  dsc=libvirt_$debian_version.dsc
+  if curl -fsSL --retry 2 --connect-timeout 20 -o "$work/$dsc" "$POOL/$dsc"; then
+    want=$(awk -v f="$tarball" '/^Checksums-Sha256:/{s=1;next} /^[^ ]/{s=0} s && $3==f {print $1}' "$work/$dsc")
+    have=$(sha256sum "$work/$tarball" | cut -d' ' -f1)
+    [[ -n $want ]] || die "$dsc does not list $tarball"
+    [[ $want == "$have" ]] || die "SHA256 of $tarball is $have, $dsc says $want"
+    log "SHA256 matches $dsc"
+  else
+    log "warning: $POOL/$dsc not found; tarball not verified"
+  fi
+fi
+
+log "extracting tests/qemuxml2xmloutdata/*.xml"
+mkdir -p "$work/x"
+# About a fifth of the xmlout files are symlinks into qemuxml2argvdata (the output equals the
+# input): extract that directory's XML too, so that they resolve, and keep only xmlout.
+tar -xJf "$work/$tarball" -C "$work/x" --wildcards --no-anchored \
+  'tests/qemuxml2xmloutdata/*.xml' 'tests/qemuxml2argvdata/*.xml'
+src=$(find "$work/x" -type d -path '*/tests/qemuxml2xmloutdata' -print -quit)
+[[ -n $src ]] || die "$tarball has no tests/qemuxml2xmloutdata"
+mkdir -p "$work/out"
+find "$src" -maxdepth 1 -name '*.xml' \( -type f -o -type l \) -print0 \
+  | while IFS= read -r -d '' f; do
+      if [[ -e $f ]]; then cp -L "$f" "$work/out/"; else log "skipping dangling symlink ${f##*/}"; fi
+    done
+count=$(find "$work/out" -name '*.xml' | wc -l)
+((count > 0)) || die "no XML extracted"
+rm -rf "$dest"
+mkdir -p "$(dirname "$dest")"
+printf '%s\n' "libvirt $upstream${debian_version:+ (Debian $debian_version)} from $POOL/$tarball" > "$work/out/.complete"
+mv "$work/out" "$dest"
+log "$count files in $dest"
+echo "$dest"
