@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Run one pytest suite with the project venv, with the collection importable as
 # ansible_collections.virtfleet.libvirt (via the .build/collections symlink, `make collection`).
-#   scripts/run-pytest.sh DIR [pytest args...]
+#   scripts/run-pytest.sh DIR-or-FILE [pytest args...]
 # pytest exits 5 when it collects nothing. That counts as success only while DIR holds no test
 # file at all (a suite nobody has written yet); once test files exist, collecting none fails.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${1:?usage: run-pytest.sh DIR [pytest args]}; shift
 cd "$ROOT" || exit 1
-if [[ ! -d $dir ]]; then
+if [[ ! -e $dir ]]; then
   echo "[run-pytest] $dir does not exist: no tests to run" >&2
   exit 0
 fi
