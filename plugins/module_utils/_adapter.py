@@ -220,11 +220,15 @@ class Adapter:
 
 # --- events and detach --------------------------------------------------------------------------
 
+# ConnectionLost, imported here so that this section does not depend on the import block above.
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _errors as _detach_errors  # noqa: E402
+
+
 class _EventLoop:
     """libvirt's default event loop in a daemon thread, for as long as one module runs.
 
     virEventRegisterDefaultImpl() must run before the connection is opened, or the connection
-    never delivers events; it can be registered only once per process.
+    never delivers events (nor close callbacks); it can be registered only once per process.
     """
 
     registered = False
@@ -261,11 +265,15 @@ class _EventLoop:
 
 
 class Waiter:
-    """The outcome of one device's live detach, as announced by libvirt's device events."""
+    """The outcome of one device's live detach, as announced by libvirt's device events.
+
+    Outcomes: "removed" (DEVICE_REMOVED), "failed" (DEVICE_REMOVAL_FAILED), "lost" (the connection
+    closed: no event can arrive any more). The first outcome wins.
+    """
 
     def __init__(self, alias):
         self.alias = alias
-        self.outcome = None   # "removed" | "failed"
+        self.outcome = None   # "removed" | "failed" | "lost"
         self._event = threading.Event()
 
     def set(self, outcome):
@@ -279,12 +287,17 @@ class Waiter:
 
 
 class DeviceEvents:
-    """DEVICE_REMOVED / DEVICE_REMOVAL_FAILED of one domain, dispatched to waiters by alias."""
+    """DEVICE_REMOVED / DEVICE_REMOVAL_FAILED of one domain, dispatched to waiters by alias.
+
+    ``connection_closed()`` (the adapter's close callback) wakes every waiter with "lost", and a
+    waiter registered after that is "lost" at once: nobody waits for an event that cannot come.
+    """
 
     def __init__(self, conn, dom):
         self._conn = conn
         self._waiters = {}
         self._lock = threading.Lock()
+        self.lost = None  # the close reason once the connection closed
         self._ids = [
             conn.domainEventRegisterAny(dom, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
                                         lambda _c, _d, alias, _o: self._dispatch(alias, "removed"), None),
@@ -296,6 +309,9 @@ class DeviceEvents:
         """Register the waiter for ``alias``; call this BEFORE the detach request."""
         with self._lock:
             waiter = self._waiters.setdefault(alias, Waiter(alias))
+            lost = self.lost is not None
+        if lost:
+            waiter.set("lost")
         return waiter
 
     def _dispatch(self, alias, outcome):
@@ -304,40 +320,131 @@ class DeviceEvents:
         if waiter is not None:
             waiter.set(outcome)
 
+    def connection_closed(self, reason="closed"):
+        with self._lock:
+            self.lost = reason
+            waiters = list(self._waiters.values())
+        for waiter in waiters:
+            waiter.set("lost")
+
     def close(self):
         for cb_id in self._ids:
             try:
                 self._conn.domainEventDeregisterAny(cb_id)
-            except libvirt.libvirtError:  # pragma: no cover - connection already gone
+            except libvirt.libvirtError:  # connection already gone
                 pass
 
 
 class DetachAdapter(Adapter):
-    """An Adapter with the event loop running, for detaching devices."""
+    """An Adapter with the event loop running, for detaching devices.
+
+    Every libvirt failure of a detach call is classified: ConnectionLost when the connection is
+    gone (see ``lost``), else the usual typed errors. A close callback on the connection wakes
+    the live-detach waiters at once when the daemon goes away (killed, restarted, socket closed).
+    """
+
+    # libvirt error codes and texts a broken connection produces (remote driver, libvirt 9.0):
+    # "internal error: client socket is closed" is code 1 (VIR_ERR_INTERNAL_ERROR), so the text counts too.
+    LOST_CODE_NAMES = ("VIR_ERR_SYSTEM_ERROR", "VIR_ERR_RPC", "VIR_ERR_NO_CONNECT", "VIR_ERR_INVALID_CONN")
+    LOST_TEXTS = ("client socket is closed", "End of file while reading data", "Broken pipe",
+                  "Connection reset by peer", "Cannot write data", "Cannot recv data")
+    CLOSE_REASONS = {0: "error", 1: "end of file", 2: "keepalive timeout", 3: "client closed"}
+    _closed_reason = None   # set by the close callback
+    _close_cb = False       # registered on self.conn
 
     def __init__(self, uri=DEFAULT_URI):
         if HAS_LIBVIRT:
             _EventLoop.start()  # before the connection opens
+        self._event_sets = []
+        self._close_lock = threading.Lock()
         super(DetachAdapter, self).__init__(uri)
+        try:
+            self.conn.registerCloseCallback(self._on_close, None)
+            self._close_cb = True
+        except libvirt.libvirtError:  # pragma: no cover - every remote/qemu connection supports it
+            pass
 
     def close(self):
+        if self._close_cb:
+            try:
+                self.conn.unregisterCloseCallback()
+            except libvirt.libvirtError:
+                pass
+            self._close_cb = False
         super(DetachAdapter, self).close()
         _EventLoop.stop()
+
+    # --- a lost connection ----------------------------------------------------------------------
+
+    def _watchers(self):
+        """(lock, list of DeviceEvents to wake on close); created lazily for adapters built bare."""
+        if "_event_sets" not in vars(self):
+            self._event_sets, self._close_lock = [], threading.Lock()
+        return self._close_lock, self._event_sets
+
+    def _on_close(self, _conn, reason, _opaque):
+        """libvirt's close callback (event loop thread): the daemon is gone; wake every waiter."""
+        lock, watchers = self._watchers()
+        with lock:
+            self._closed_reason = self.CLOSE_REASONS.get(reason, "reason %s" % reason)
+            sets = list(watchers)
+        for events in sets:
+            events.connection_closed(self._closed_reason)
+
+    def lost(self, exc=None):
+        """Whether the connection is gone: closed (callback seen), a lost-connection error code or
+        text in ``exc``, or virConnectIsAlive() false (or failing)."""
+        if self._closed_reason is not None:
+            return True
+        if exc is not None:
+            code = _code(exc)
+            if code is not None and any(code == getattr(libvirt, n, None) for n in self.LOST_CODE_NAMES):
+                return True
+            if any(t.lower() in str(exc).lower() for t in self.LOST_TEXTS):
+                return True
+        conn = getattr(self, "conn", None)
+        if conn is None:
+            return False
+        try:
+            return not conn.isAlive()
+        except Exception:
+            return True
+
+    def _failed(self, exc, what):
+        """The typed error for a failed detach-side call."""
+        if self.lost(exc):
+            return _detach_errors.ConnectionLost(
+                "%s: the connection to libvirt at %s was lost (%s)" % (what, self.uri, exc),
+                libvirt_code=_code(exc), uri=self.uri, close_reason=self._closed_reason)
+        return LibvirtCallFailed("%s: %s" % (what, exc), libvirt_code=_code(exc))
+
+    # --- calls ------------------------------------------------------------------------------------
 
     def lookup_uuid(self, uuid):
         try:
             return self.conn.lookupByUUIDString(uuid)
         except libvirt.libvirtError as exc:
-            raise LibvirtCallFailed("Domain %s vanished from %s: %s" % (uuid, self.uri, exc), libvirt_code=_code(exc))
+            raise self._failed(exc, "Domain %s vanished from %s" % (uuid, self.uri))
 
     def events(self, dom):
-        return DeviceEvents(self.conn, dom)
+        """DeviceEvents of ``dom``, woken by this adapter's close callback."""
+        try:
+            events = DeviceEvents(self.conn, dom)
+        except libvirt.libvirtError as exc:
+            raise self._failed(exc, "Cannot register for device events")
+        lock, watchers = self._watchers()
+        with lock:
+            watchers.append(events)
+            reason = self._closed_reason
+        if reason is not None:  # closed while registering
+            events.connection_closed(reason)
+        return events
 
     def detach(self, dom, alias, device_xml, live):
         """One detach request. Prefers detachDeviceAlias (returns at once; detachDeviceFlags(LIVE)
         blocks up to 5 s and then returns success even when the guest has not released the device).
         Only user aliases (ua-) can be used for the persistent definition: automatic aliases exist
-        only in the live domain."""
+        only in the live domain. ConnectionLost: the request may or may not have reached the daemon."""
         flag = libvirt.VIR_DOMAIN_AFFECT_LIVE if live else libvirt.VIR_DOMAIN_AFFECT_CONFIG
         by_alias = bool(alias) and (live or alias.startswith("ua-"))
         try:
@@ -353,6 +460,8 @@ class DetachAdapter(Adapter):
             # ("guest is busy (power indicator blinking)": native PCIe, until pciehp's 5 s pass.)
             if "already in the process of unplug" in text or "power indicator blinking" in text:
                 raise UnplugPending(text, libvirt_code=_code(exc))
+            if self.lost(exc):
+                raise self._failed(exc, "The %s detach request" % ("live" if live else "persistent"))
             raise LibvirtCallFailed(text, libvirt_code=_code(exc))
         return "alias" if by_alias else "xml"
 
@@ -360,4 +469,19 @@ class DetachAdapter(Adapter):
         try:
             return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE) if dom.isActive() else None
         except libvirt.libvirtError as exc:
-            raise LibvirtCallFailed("Cannot read the live XML of %s: %s" % (dom.name(), exc), libvirt_code=_code(exc))
+            raise self._failed(exc, "Cannot read the live XML of %s" % self._dom_name(dom))
+
+    def persistent_xml(self, dom):
+        """The inactive definition (SECURE), re-read to verify a persistent detach."""
+        try:
+            return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE)
+        except libvirt.libvirtError as exc:
+            raise self._failed(exc, "Cannot re-read the persistent definition of %s" % self._dom_name(dom))
+
+
+    @staticmethod
+    def _dom_name(dom):
+        try:
+            return dom.name()
+        except Exception:  # the handle outlived its connection
+            return "(domain)"

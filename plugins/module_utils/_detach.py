@@ -15,6 +15,11 @@ Why it works the way it does (measured on libvirt 9.0 / QEMU 7.2, see docs/detac
 - DEVICE_REMOVAL_FAILED is final (the guest refused); retrying cannot help.
 - The persistent definition goes first, synchronously and once: it never waits for the guest.
 - Devices of one call are detached concurrently, so N devices take about as long as the slowest.
+- A lost connection (daemon killed or restarted mid-run) is reported as such, never as "nothing to
+  do": each device says what is known (``removed`` = done and verified by re-reading the definition,
+  ``unknown`` = requested but the answer or the event was lost, ``not-attempted``), the backup and
+  ``changed`` are kept, and a rerun once the daemon is back converges (it finishes the detach or
+  finds the device gone). Nothing is retried on a lost connection.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _domxml, _select
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import write_backup
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
+    ConnectionLost,
     DetachFailed,
     DeviceMissing,
     InvalidRequest,
@@ -35,6 +41,10 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
 
 REMOVED, ABSENT, SKIPPED, FAILED = "removed", "absent", "skipped", "failed"
 PENDING = "pending"  # internal: planned, not yet run
+# After a lost connection: the request was sent (or was being sent) but its outcome is unknown /
+# the step was planned but never ran.
+UNKNOWN, NOT_ATTEMPTED = "unknown", "not-attempted"
+LOST_EVENT = "connection lost"
 TIMEOUT_RANGE = (1, 600)
 ATTEMPTS_RANGE = (1, 50)
 # Native PCIe hot-unplug (pciehp) waits 5 s after the attention button: ~6.2 s measured here.
@@ -144,6 +154,9 @@ def detach_live(adapter, dom, events, target, timeout, attempts, clock=time.mono
     for tried in range(1, attempts + 1):
         try:
             target.result["method"] = adapter.detach(dom, target.live_alias, target.live_xml, live=True)
+        except ConnectionLost:
+            record(live=UNKNOWN, event=LOST_EVENT)   # the request may have reached the daemon
+            raise
         except UnplugPending:
             note = "QEMU reported the unplug of an earlier request still in progress"
         except DeviceMissing:
@@ -154,6 +167,10 @@ def detach_live(adapter, dom, events, target, timeout, attempts, clock=time.mono
             record(live=FAILED, event=None)
             raise DetachFailed("the live detach request failed on attempt %d: %s" % (tried, exc.msg))
         outcome = waiter.wait(timeout) if waiter is not None else None
+        if outcome == "lost":
+            # The close callback woke the waiter: the event can no longer arrive on this connection.
+            record(live=UNKNOWN, event=LOST_EVENT)
+            raise ConnectionLost("the connection closed while waiting for DEVICE_REMOVED (attempt %d)" % tried)
         if outcome == "failed":
             record(live=FAILED, event="removal-failed")
             raise DetachFailed(
@@ -163,7 +180,12 @@ def detach_live(adapter, dom, events, target, timeout, attempts, clock=time.mono
             done, note = REMOVED, "DEVICE_REMOVED event"
             break
         # No event within the timeout: ask libvirt whether the device is still there.
-        if not _still_live(adapter, dom, target):
+        try:
+            still = _still_live(adapter, dom, target)
+        except ConnectionLost:
+            record(live=UNKNOWN, event=LOST_EVENT)
+            raise
+        if not still:
             done, note = REMOVED, "gone from the live XML (no event seen)"
             break
     if done is None:
@@ -218,22 +240,66 @@ def run_detach(adapter, domain, selectors, persistent=True, live=None, timeout=D
 
     try:
         _detach_persistent(adapter, dom, state, targets, result, backup_dir)
+        _verify_persistent(adapter, dom, state, targets, result)
         _detach_all_live(adapter, dom, state, targets, result, timeout, attempts, clock)
     except DetachFailed as exc:
         _settle(targets, result)
         exc.details.update(devices=result["devices"], backup=result["backup"], changed=result["changed"])
         raise
+    except ConnectionLost as exc:
+        _settle(targets, result, never_ran=NOT_ATTEMPTED)
+        raise _lost(adapter, state, targets, result, exc)
     _settle(targets, result)
     return result
 
 
-def _settle(targets, result):
-    """Steps that never ran are skipped; changed is what really happened."""
+def _settle(targets, result, never_ran=SKIPPED):
+    """Steps that never ran are ``never_ran``; changed is what (may have) really happened: a
+    request whose outcome is unknown may have taken effect."""
     for target in targets:
         for side in ("persistent", "live"):
             if target.result[side] == PENDING:
-                target.result[side] = SKIPPED
-    result["changed"] = any(REMOVED in (t.result["persistent"], t.result["live"]) for t in targets)
+                target.result[side] = never_ran
+    result["changed"] = any(s in (REMOVED, UNKNOWN) for t in targets for s in (t.result["persistent"], t.result["live"]))
+
+
+def _lost(adapter, state, targets, result, exc):
+    """The ConnectionLost the module reports: what is known per device, how to converge."""
+    uri = getattr(adapter, "uri", None) or exc.details.get("uri")
+    parts = []
+    for target in targets:
+        pers, live = target.result["persistent"], target.result["live"]
+        words = {
+            REMOVED: "removed from the persistent definition (verified)" if target.result.get("verified")
+            else "removed from the persistent definition",
+            ABSENT: "not in the persistent definition",
+            SKIPPED: "persistent definition not touched",
+            UNKNOWN: "persistent detach requested, outcome unknown",
+            NOT_ATTEMPTED: "persistent detach not attempted",
+            FAILED: "persistent detach failed",
+        }.get(pers, pers)
+        live_words = {
+            REMOVED: "removed from the running domain",
+            ABSENT: "not attached to the running domain",
+            SKIPPED: "running domain not touched",
+            UNKNOWN: "live detach requested (attempt %d), outcome unknown" % target.result["attempts"],
+            NOT_ATTEMPTED: "live detach not attempted",
+            FAILED: "live detach failed",
+        }.get(live, live)
+        parts.append("%s: %s; %s." % (_describe(target), words, live_words))
+    msg = ("The connection to libvirt%s was lost while detaching from %s (%s). What is known: %s Nothing was "
+           "retried. What to do: once the daemon answers again, run the same task again; it finishes the detach "
+           "or reports the device as already gone (absent).%s"
+           % (" at %s" % uri if uri else "", state.name, exc.msg, " ".join(parts),
+              " Backup of the previous definition: %s." % result["backup"] if result["backup"] else ""))
+    details = dict(exc.details)
+    details.update(devices=result["devices"], backup=result["backup"], changed=result["changed"],
+                   connection_lost=True, domain=state.name, uuid=state.uuid, active=state.active)
+    if uri:
+        details["uri"] = uri
+    lost = ConnectionLost(msg, **details)
+    lost.__cause__ = exc
+    return lost
 
 
 def _detach_persistent(adapter, dom, state, targets, result, backup_dir):
@@ -245,6 +311,9 @@ def _detach_persistent(adapter, dom, state, targets, result, backup_dir):
     for target in todo:
         try:
             adapter.detach(dom, target.persistent_alias, target.persistent_xml, live=False)
+        except ConnectionLost:
+            target.result["persistent"] = UNKNOWN   # the daemon may have applied it before the socket closed
+            raise
         except DeviceMissing:
             # Fine while a live detach is still due (someone removed it a moment ago).
             target.result["persistent"] = ABSENT
@@ -261,12 +330,41 @@ def _detach_persistent(adapter, dom, state, targets, result, backup_dir):
         target.result["persistent"] = REMOVED
 
 
+def _verify_persistent(adapter, dom, state, targets, result):
+    """Re-read the persistent definition: a device reported removed must be gone from it.
+
+    Marks ``verified``; a device libvirt accepted the detach of but still lists fails the run
+    before anything is detached live."""
+    done = [t for t in targets if t.result["persistent"] == REMOVED]
+    reader = getattr(adapter, "persistent_xml", None)
+    if not done or reader is None:
+        return
+    xml = reader(dom)
+    entries = _select.entries(_domxml.parse(xml))
+    still = []
+    for target in done:
+        if target.persistent_alias:
+            found = any(e[2].get("alias") == target.persistent_alias for e in entries)
+        else:
+            found = bool(_alias.find(entries, target.selector)[0])
+        target.result["verified"] = not found
+        if found:
+            target.result["persistent"] = FAILED
+            still.append(target)
+    if still:
+        raise DetachFailed(
+            "libvirt accepted the persistent detach of %s but the re-read definition of %s still has %s. Nothing "
+            "was detached from the running domain; the definition before the attempt is saved at %s."
+            % (", ".join(_describe(t) for t in still), state.name, "it" if len(still) == 1 else "them",
+               result["backup"]))
+
+
 def _detach_all_live(adapter, dom, state, targets, result, timeout, attempts, clock):
     """The running domain: every device at once, each waiting for its own event."""
     todo = [t for t in targets if t.result["live"] == PENDING]
     if not todo:
         return
-    failures = []
+    failures, lost = [], []
     events = adapter.events(dom)
     t0 = clock()
     try:
@@ -279,8 +377,15 @@ def _detach_all_live(adapter, dom, state, targets, result, timeout, attempts, cl
                 except DetachFailed as exc:
                     target.result["live"] = FAILED
                     failures.append((target, exc))
+                except ConnectionLost as exc:
+                    if target.result["live"] == PENDING:
+                        target.result["live"] = UNKNOWN
+                    lost.append(exc)
     finally:
         events.close()
+    if lost:
+        # Every device's outcome is kept (removed, failed, unknown); the lost connection is the story.
+        raise lost[0]
     if failures:
         raise DetachFailed(_failure_message(state, failures, result))
 

@@ -29,6 +29,13 @@ description:
     but still attached live after N attempts over T seconds (gone at the next cold boot), and what to do.
   - The event loop runs only while the module runs; it is registered before the connection opens and shut
     down with it.
+  - "A lost connection (libvirtd killed or restarted, socket closed) is reported as one: the task fails with
+    RV(connection_lost=true) and a message saying, per device, what is known - C(removed) (done and verified by
+    re-reading the definition), C(unknown) (requested; the answer or the device-removed event was lost) or
+    C(not-attempted) - and C(changed=true) when a definition was or may have been changed. A connection close
+    wakes the live wait at once instead of letting it run to O(timeout). Nothing is retried on a lost
+    connection: run the same task again once the daemon is back; it finishes the detach or reports the device
+    as C(absent)."
 author:
   - virtfleet contributors (@virtfleet)
 options:
@@ -160,11 +167,21 @@ devices:
       description: The alias of the device in the running domain (libvirt's automatic one until a cold boot).
       type: str
     persistent:
-      description: V(removed), V(absent) (not in the persistent definition), V(skipped) or V(failed). In check mode V(removed) means would be removed.
+      description:
+        - V(removed), V(absent) (not in the persistent definition), V(skipped) or V(failed). In check mode V(removed)
+          means would be removed.
+        - After a lost connection also V(unknown) (requested, outcome unknown) or V(not-attempted).
       type: str
     live:
-      description: V(removed), V(absent), V(skipped) (not running, or O(live=false)) or V(failed).
+      description:
+        - V(removed), V(absent), V(skipped) (not running, or O(live=false)) or V(failed).
+        - After a lost connection also V(unknown) (requested - see C(attempts) - but the answer or the
+          device-removed event was lost) or V(not-attempted).
       type: str
+    verified:
+      description: V(true) when a re-read of the persistent definition confirmed the device gone from it.
+      type: bool
+      returned: when the device was removed from the persistent definition
     attempts:
       description: Live detach requests sent.
       type: int
@@ -183,6 +200,10 @@ devices:
     method:
       description: C(alias) (virDomainDetachDeviceAlias) or C(xml) (virDomainDetachDeviceFlags) for the last request.
       type: str
+connection_lost:
+  description: V(true) when the task failed because the connection to libvirt was lost (rerun it once the daemon is back).
+  returned: on that failure
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -190,7 +211,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _detach
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DEFAULT_URI, DetachAdapter
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import ConnectionLost, VirtFleetError
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import require_libraries
 
 
@@ -220,6 +241,10 @@ def run(module, params):
         adapter.close()
 
 
+def not_attempted(selector):
+    return {"selector": selector, "persistent": _detach.NOT_ATTEMPTED, "live": _detach.NOT_ATTEMPTED, "attempts": 0}
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module)
@@ -227,6 +252,10 @@ def main():
         result = run(module, module.params)
     except VirtFleetError as exc:
         details = dict(exc.details)
+        if isinstance(exc, ConnectionLost):
+            details["connection_lost"] = True
+            # Lost before the plan (connecting, selecting, reading): nothing was attempted on any device.
+            details.setdefault("devices", [not_attempted(sel) for sel in module.params["devices"]])
         module.fail_json(msg=exc.msg, changed=details.pop("changed", False), **details)
     module.exit_json(**result)
 

@@ -25,6 +25,7 @@ from lxml import etree
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _detach
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
+    ConnectionLost,
     DetachFailed,
     DeviceMissing,
     DomainNotFound,
@@ -196,6 +197,14 @@ class FakeEvents:
         with self.lock:
             self.closed = True
 
+    def connection_closed(self):
+        """Like DeviceEvents.connection_closed (the adapter's close callback): every waiter wakes, "lost"."""
+        self.fake.log("connection-closed")
+        with self.lock:
+            waiters = list(self.waiters.values())
+        for waiter in waiters:
+            waiter.set("lost")
+
 
 class FakeAdapter:
     """The adapter seam of run_detach, scriptable per device.
@@ -209,7 +218,11 @@ class FakeAdapter:
       missing - DeviceMissing
       error   - LibvirtCallFailed
       hold    - accepted; ``on_live_detach`` decides
-    Default: ["event"]. ``pscript[id]`` is the persistent detach: ok (default), missing, error.
+      lost    - ConnectionLost from the request itself (the daemon died while it was sent)
+      close   - accepted; then the connection closes (the close callback wakes the waiters with "lost")
+    Default: ["event"]. ``pscript[id]`` is the persistent detach: ok (default), missing, error, lost, stays
+    (libvirt says ok but the device stays in the definition).
+    ``lost_on`` names seam calls ("read", "events", "live_xml", "persistent_xml") that raise ConnectionLost.
     """
 
     def __init__(self, devices, name="db01", active=True, persistent=True, clock=None):
@@ -228,6 +241,13 @@ class FakeAdapter:
         self.on_wait = None
         self.on_live_detach = None
         self.persistent_seconds = 0.0
+        self.uri = "qemu+unix:///session?socket=/fake/libvirt-sock"
+        self.lost_on = set()
+
+    def _maybe_lost(self, call):
+        if call in self.lost_on:
+            self.log("lost", call)
+            raise ConnectionLost("internal error: client socket is closed", libvirt_code=1, uri=self.uri)
 
     # recording
     def log(self, *entry):
@@ -268,12 +288,19 @@ class FakeAdapter:
 
     def events(self, dom):
         self.log("events", dom.name)
+        self._maybe_lost("events")
         self.events_obj = FakeEvents(self)
         return self.events_obj
 
     def live_xml(self, dom):
         self.log("live_xml")
+        self._maybe_lost("live_xml")
         return self.live_xml_text()
+
+    def persistent_xml(self, dom):
+        self.log("persistent_xml")
+        self._maybe_lost("persistent_xml")
+        return self.inactive_xml()
 
     def fire(self, alias, outcome):
         if self.events_obj is None:
@@ -310,8 +337,11 @@ class FakeAdapter:
                 raise DeviceMissing("device not found: no target device %s" % dev["id"], libvirt_code=99)
             if action == "error":
                 raise LibvirtCallFailed("Requested operation is not valid: domain is being modified", libvirt_code=55)
-            with self.lock:
-                self.pers.remove(dev)
+            if action == "lost":
+                raise ConnectionLost("internal error: client socket is closed", libvirt_code=1, uri=self.uri)
+            if action != "stays":
+                with self.lock:
+                    self.pers.remove(dev)
             return method
         actions = self.script.get(dev["id"], ["event"])
         action = actions[min(attempt, len(actions)) - 1]
@@ -328,6 +358,10 @@ class FakeAdapter:
             raise DeviceMissing("internal error: no device found with alias %s" % dev["live_alias"], libvirt_code=1)
         elif action == "error":
             raise LibvirtCallFailed("internal error: QEMU monitor went away", libvirt_code=1)
+        elif action == "lost":
+            raise ConnectionLost("End of file while reading data: Input/output error", libvirt_code=38, uri=self.uri)
+        elif action == "close":
+            self.events_obj.connection_closed()
         elif action == "hold" and self.on_live_detach is not None:
             self.on_live_detach(self, dev, attempt)
         return method
@@ -722,7 +756,8 @@ def test_detach_adapter_events_use_its_connection(real_adapter):
 # --- 6. absent, skipped, check mode -----------------------------------------------------------
 
 def seam_calls(fake):
-    return [c[0] for c in fake.ops() if c[0] not in ("select", "read")]
+    """Calls that may change something (reads, including the persistent re-read, left out)."""
+    return [c[0] for c in fake.ops() if c[0] not in ("select", "read", "persistent_xml")]
 
 
 def test_already_absent_is_no_change_and_touches_nothing(backup_dir):
@@ -1150,3 +1185,233 @@ def test_close_tolerates_a_closed_connection():
     events = _adapter.DeviceEvents(conn, "dom")
     events.close()
     assert len(conn.deregistered) == 2
+
+
+# --- 11. a lost connection: reported as such, partial results kept, rerun converges ---------------
+
+def lost(fake, selectors, backup_dir, **kw):
+    with pytest.raises(ConnectionLost) as info:
+        run(fake, selectors, backup_dir, **kw)
+    return info.value
+
+
+def states(exc_or_result):
+    devices = exc_or_result.details["devices"] if hasattr(exc_or_result, "details") else exc_or_result["devices"]
+    return [(d["persistent"], d["live"]) for d in devices]
+
+
+@pytest.mark.parametrize("action", ["close", "lost"])
+def test_connection_lost_during_the_live_phase_keeps_the_persistent_result(backup_dir, action):
+    """The bug seen on a real host: the daemon restarted during the live wait and the module said
+    changed=false, devices=[]. Now: persistent removed (verified), live requested with outcome unknown."""
+    fake = FakeAdapter(standard_devices())
+    fake.script["vdb"] = [action]
+    exc = lost(fake, [{"alias": "ua-disk-data01"}], backup_dir, timeout=15)
+    (dev,) = exc.details["devices"]
+    assert (dev["persistent"], dev["live"]) == ("removed", "unknown")
+    assert dev["verified"] is True
+    assert dev["event"] == "connection lost" and dev["attempts"] == 1
+    assert exc.details["changed"] is True and exc.details["connection_lost"] is True
+    assert exc.details["backup"] and os.path.isfile(exc.details["backup"])
+    assert exc.details["domain"] == "db01" and exc.details["uri"] == fake.uri
+    assert "connection to libvirt at %s was lost" % fake.uri in exc.msg
+    assert "removed from the persistent definition (verified)" in exc.msg
+    assert "live detach requested (attempt 1), outcome unknown" in exc.msg
+    assert "run the same task again" in exc.msg
+    # never retried on a lost connection
+    assert fake.detach_calls(live=True) == [("ua-disk-data01", True)]
+
+
+def test_close_callback_ends_the_wait_before_the_timeout(backup_dir):
+    """The waiter is woken by the close: the wait does not run to its timeout (fake clock untouched)."""
+    fake = FakeAdapter(standard_devices())
+    fake.script["vdb"] = ["close"]
+    exc = lost(fake, [{"target": "vdb"}], backup_dir, timeout=600)
+    assert exc.details["devices"][0]["seconds"] == 0.0
+    assert ("wait-return", "ua-disk-data01", "lost") in fake.ops()
+    assert "live_xml" not in [c[0] for c in fake.ops()]     # no re-read on a dead connection
+
+
+def test_connection_lost_on_the_re_read_after_a_timeout(backup_dir):
+    fake = FakeAdapter(standard_devices())
+    fake.script["vdb"] = ["ok"]
+    fake.lost_on.add("live_xml")
+    exc = lost(fake, [{"target": "vdb"}], backup_dir, timeout=5, attempts=3)
+    assert states(exc) == [("removed", "unknown")]
+    assert exc.details["devices"][0]["attempts"] == 1
+    assert len(fake.detach_calls(live=True)) == 1
+
+
+def test_connection_lost_during_the_persistent_phase(backup_dir):
+    """First device done, second requested (unknown), third and every live step not attempted."""
+    fake = FakeAdapter(standard_devices())
+    fake.pscript["vdc"] = "lost"
+    exc = lost(fake, [{"target": "vdb"}, {"target": "vdc"}, {"target": "sda"}], backup_dir)
+    assert states(exc) == [("removed", "not-attempted"), ("unknown", "not-attempted"),
+                           ("not-attempted", "not-attempted")]
+    assert exc.details["changed"] is True
+    assert not fake.detach_calls(live=True) and "events" not in [c[0] for c in fake.ops()]
+    assert "persistent detach requested, outcome unknown" in exc.msg
+    assert "live detach not attempted" in exc.msg
+
+
+def test_connection_lost_on_the_first_persistent_request_may_have_changed_it(backup_dir):
+    fake = FakeAdapter(standard_devices())
+    fake.pscript["vdb"] = "lost"
+    exc = lost(fake, [{"target": "vdb"}], backup_dir)
+    assert states(exc) == [("unknown", "not-attempted")]
+    assert exc.details["changed"] is True       # the daemon may have applied it
+
+
+def test_connection_lost_while_verifying_the_persistent_definition(backup_dir):
+    fake = FakeAdapter(standard_devices())
+    fake.lost_on.add("persistent_xml")
+    exc = lost(fake, [{"target": "vdb"}], backup_dir)
+    (dev,) = exc.details["devices"]
+    assert (dev["persistent"], dev["live"]) == ("removed", "not-attempted")
+    assert "verified" not in dev
+    assert "(verified)" not in exc.msg and "removed from the persistent definition" in exc.msg
+
+
+def test_connection_lost_registering_events_attempts_no_live_detach(backup_dir):
+    fake = FakeAdapter(standard_devices())
+    fake.lost_on.add("events")
+    exc = lost(fake, [{"target": "vdb"}, {"target": "vdc"}], backup_dir)
+    assert states(exc) == [("removed", "not-attempted")] * 2
+    assert not fake.detach_calls(live=True)
+
+
+def test_connection_lost_for_one_device_keeps_the_others_outcomes(backup_dir):
+    """Concurrent devices: one done by its event, one failed by removal-failed, one unknown."""
+    fake = FakeAdapter(standard_devices())
+    fake.script.update(vdb=["event"], vdc=["failed"], sda=["lost"])
+    exc = lost(fake, [{"target": "vdb"}, {"target": "vdc"}, {"target": "sda"}], backup_dir)
+    assert states(exc) == [("removed", "removed"), ("removed", "failed"), ("removed", "unknown")]
+    assert exc.details["connection_lost"] is True
+
+
+def test_persistent_detach_that_libvirt_accepted_but_did_not_apply_fails_before_live(backup_dir):
+    fake = FakeAdapter(standard_devices())
+    fake.pscript["vdb"] = "stays"
+    exc = failure(fake, [{"target": "vdb"}], backup_dir)
+    (dev,) = exc.details["devices"]
+    assert dev["persistent"] == "failed" and dev["verified"] is False
+    assert "still has it" in exc.msg
+    assert not fake.detach_calls(live=True)
+
+
+def test_a_successful_run_marks_the_persistent_detach_verified(backup_dir):
+    fake = FakeAdapter(standard_devices())
+    (dev,) = run(fake, [{"target": "vdc"}], backup_dir)["devices"]   # no ua- alias: verified by selector
+    assert dev["verified"] is True and dev["live"] == "removed"
+
+
+@pytest.mark.parametrize("after", ["gone", "pending"])
+def test_rerun_after_a_lost_connection_converges(backup_dir, after):
+    """Second run on the daemon that is back: the persistent side is absent now; the live side is
+    either gone (libvirt re-syncs the devices on reconnect) or still being unplugged."""
+    fake = FakeAdapter(standard_devices())
+    fake.script["vdb"] = ["close"]
+    lost(fake, [{"alias": "ua-disk-data01"}], backup_dir)
+    if after == "gone":
+        fake.remove_live("vdb")
+    else:
+        fake.script["vdb"] = ["close", "pending", "event"]
+    again = run(fake, [{"alias": "ua-disk-data01"}], backup_dir)
+    (dev,) = again["devices"]
+    if after == "gone":
+        assert (dev["persistent"], dev["live"]) == ("absent", "absent") and again["changed"] is False
+    else:
+        assert (dev["persistent"], dev["live"], dev["event"]) == ("absent", "removed", "DEVICE_REMOVED event")
+        assert again["changed"] is True
+
+
+def test_module_reports_a_connection_lost_before_the_plan(monkeypatch):
+    """Lost while selecting/reading: every device is not-attempted, changed false, connection_lost."""
+    from ansible_collections.virtfleet.libvirt.plugins.modules import virt_detach
+    assert virt_detach.not_attempted({"alias": "ua-x"}) == {
+        "selector": {"alias": "ua-x"}, "persistent": "not-attempted", "live": "not-attempted", "attempts": 0}
+
+
+# --- 12. the adapter side of a lost connection ----------------------------------------------------
+
+class AliveConn(FakeConn):
+    def __init__(self, alive=True):
+        super().__init__()
+        self.alive = alive
+
+    def isAlive(self):  # noqa: N802
+        if self.alive is None:
+            raise lverr(1, "internal error: client socket is closed")
+        return 1 if self.alive else 0
+
+
+@pytest.mark.parametrize("code, text, alive, expected", [
+    (1, "internal error: client socket is closed", True, True),
+    (38, "Cannot recv data: Connection reset by peer", True, True),               # VIR_ERR_SYSTEM_ERROR
+    (1, "End of file while reading data: Input/output error", True, True),
+    (libvirt.VIR_ERR_RPC, "rpc error", True, True),
+    (libvirt.VIR_ERR_NO_CONNECT, "no connection driver", True, True),
+    (55, "Requested operation is not valid: domain is not running", False, True),  # isAlive() false
+    (55, "Requested operation is not valid: domain is not running", None, True),   # isAlive() fails
+    (55, "Requested operation is not valid: domain is not running", True, False),
+    (1, PENDING_MSG % "ua-disk-data01", True, False),
+])
+def test_lost_classification(real_adapter, code, text, alive, expected):
+    real_adapter.conn = AliveConn(alive)
+    assert real_adapter.lost(lverr(code, text)) is expected
+
+
+@pytest.mark.parametrize("code, text", [(1, "internal error: client socket is closed"),
+                                        (38, "End of file while reading data: Input/output error")])
+def test_detach_adapter_raises_connection_lost(real_adapter, code, text):
+    real_adapter.conn = AliveConn(False)
+    real_adapter.uri = "qemu:///session"
+    dom = LibvirtDom(raise_with=lverr(code, text))
+    with pytest.raises(ConnectionLost) as info:
+        real_adapter.detach(dom, "ua-disk-data01", XML, live=True)
+    assert "The live detach request: the connection to libvirt at qemu:///session was lost" in info.value.msg
+    with pytest.raises(ConnectionLost, match="Cannot read the live XML"):
+        real_adapter.live_xml(dom)
+    with pytest.raises(ConnectionLost, match="Cannot re-read the persistent definition"):
+        real_adapter.persistent_xml(dom)
+
+
+def test_pending_is_not_lost_even_on_a_dead_connection(real_adapter):
+    real_adapter.conn = AliveConn(False)
+    with pytest.raises(UnplugPending):
+        real_adapter.detach(LibvirtDom(raise_with=lverr(1, PENDING_MSG % "ua-x")), "ua-x", XML, live=True)
+
+
+def test_device_events_connection_closed_wakes_a_blocked_waiter():
+    events = _adapter.DeviceEvents(FakeConn(), "dom")
+    waiter = events.expect("ua-disk-data01")
+    got = []
+    thread = threading.Thread(target=lambda: got.append(waiter.wait(30)))
+    thread.start()
+    t0 = time.monotonic()
+    events.connection_closed("end of file")
+    thread.join(5)
+    assert got == ["lost"] and time.monotonic() - t0 < 5
+    # a waiter registered after the close is lost at once; an outcome seen before the close wins
+    assert events.expect("ua-other").wait(30) == "lost"
+
+
+def test_removed_before_the_close_stays_removed():
+    conn = FakeConn()
+    events = _adapter.DeviceEvents(conn, "dom")
+    waiter = events.expect("ua-disk-data01")
+    conn.fire(REMOVED_ID, "ua-disk-data01")
+    events.connection_closed()
+    assert waiter.wait(0) == "removed"
+
+
+def test_close_callback_of_the_adapter_wakes_every_device_events(real_adapter):
+    real_adapter.conn = AliveConn(True)
+    first, second = real_adapter.events("dom"), real_adapter.events("dom")
+    w1, w2 = first.expect("ua-a"), second.expect("ua-b")
+    real_adapter._on_close(real_adapter.conn, 1, None)      # VIR_CONNECT_CLOSE_REASON_EOF
+    assert (w1.wait(0), w2.wait(0)) == ("lost", "lost")
+    assert real_adapter.lost() is True
+    # events registered after the close: lost at once
+    assert real_adapter.events("dom").expect("ua-c").wait(0) == "lost"
