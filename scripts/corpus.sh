@@ -3,6 +3,11 @@
 # version this host runs, from the Debian source package, for the corpus test (tests/corpus).
 #
 #   scripts/corpus.sh [--version V]   prints the corpus directory on stdout; progress on stderr
+#   scripts/corpus.sh --snapshot REV  exports the collection as committed at git REV (plugins/,
+#                                     meta/, galaxy.yml) to .build/corpus-collections/<sha>/ and
+#                                     prints that collections root, for
+#                                     VIRTFLEET_CORPUS_COLLECTION=<root> (test a committed engine
+#                                     while the working tree is mid-edit)
 #
 # V defaults to the installed libvirt0 (dpkg-query -W libvirt0, e.g. 9.0.0-4+deb12u2); a Debian
 # version or a plain upstream version (9.0.0) is accepted. The corpus goes to
@@ -23,14 +28,29 @@ log() { echo "[corpus] $*" >&2; }
 die() { echo "[corpus] ERROR: $*" >&2; exit 1; }
 
 version=
+snapshot=
 while (($#)); do
   case $1 in
+    --snapshot) snapshot=${2:?--snapshot needs a git revision}; shift 2 ;;
     --version) version=${2:?--version needs a value}; shift 2 ;;
     --version=*) version=${1#--version=}; shift ;;
     -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (usage: scripts/corpus.sh [--version V])" ;;
   esac
 done
+if [[ -n $snapshot ]]; then
+  sha=$(git -C "$ROOT" rev-parse --verify "$snapshot^{commit}") || die "not a git revision: $snapshot"
+  root=$ROOT/.build/corpus-collections/$sha
+  coll=$root/ansible_collections/virtfleet/libvirt
+  if [[ ! -f $root/.complete ]]; then
+    rm -rf "$root"; mkdir -p "$coll"
+    git -C "$ROOT" archive "$sha" plugins meta galaxy.yml | tar -x -C "$coll"
+    touch "$root/.complete"
+    log "collection at ${sha:0:12} exported to $root"
+  fi
+  echo "$root"
+  exit 0
+fi
 if [[ -z $version ]]; then
   version=$(dpkg-query -W -f='${Version}' libvirt0 2>/dev/null) \
     || die "libvirt0 is not installed; pass --version V"
