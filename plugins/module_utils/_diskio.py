@@ -12,6 +12,26 @@ Facts the rules rest on:
 - io='io_uring' exists from libvirt 6.3.0 and QEMU 5.0.0.
 - With no cache= libvirt passes nothing and QEMU's default is writeback; with no io= QEMU uses
   threads. The effective values below account for that.
+- io= reaches QEMU only on a local file or block device: libvirt 9.0 adds "aio" only in
+  qemuBlockStorageSourceGetFileProps (drivers file, host_device, host_cdrom), and QEMU 7.2's
+  blockdev schema has an aio member for exactly those three. Network protocols (nbd, rbd,
+  gluster, iscsi, http(s), ftp(s), tftp, ssh, nfs, ...), nvme, dir (vvfat) and vhostvdpa get no
+  aio; QEMU answers "Parameter 'aio' is unexpected" for nbd and vvfat. Measured on the lab daemon
+  (docs/disk-io.md, tests/integration/test_diskio_applicability.py). There a requested io= is
+  reported as not applicable (rule io-not-applicable, skipped) and not written.
+- libvirt's native check (qemuValidateDomainDeviceDefDiskFrontend) does not look at the disk
+  type: io='native' with a cached mode is refused on an nbd or dir disk too, so that rule is
+  still fixed there although QEMU ignores the io mode.
+- cache= maps to the frontend's write cache plus cache.direct/cache.no-flush, which libvirt puts
+  on every backend node, network ones included: cache requests still apply there.
+- volume disks are resolved through their pool at start (virDomainStorageSourceTranslateSourcePool):
+  dir/fs/netfs/logical/disk/scsi/zfs/vstorage pools give a file or block device (io applies) or a
+  directory, iscsi pools give a block device unless <source mode='direct'> (libiscsi, network),
+  iscsi-direct pools give network iscsi. The domain XML does not say which, so a volume counts as
+  io-capable except with mode='direct'.
+- vhostvdpa (libvirt >= 9.8, virtio-blk-vhost-vdpa) has no aio and libvirt requires cache none or
+  directsync on it; vhostuser disks have no host-side cache/aio and libvirt refuses both
+  attributes on them.
 """
 
 from __future__ import annotations
@@ -40,6 +60,9 @@ RULE_NATIVE = "io-native-needs-direct-cache"
 RULE_CACHE = "cache-policy"
 RULE_IO = "io-policy"
 RULE_NATIVE_NA = "io-native-not-applicable"
+RULE_IO_NA = "io-not-applicable"
+RULE_CACHE_NA = "cache-not-applicable"
+REPORT_ONLY_RULES = (RULE_NATIVE_NA, RULE_IO_NA, RULE_CACHE_NA)
 RULE_LIVE = "live-differs"
 RULE_TRANSIENT = "transient-domain"
 
@@ -48,6 +71,17 @@ RULE_TRANSIENT = "transient-domain"
 # included, because libvirt refuses to start a domain with any such disk. vhost-user disks have
 # no host-side cache/aio at all and are never touched.
 POLICY_DEVICES = ("disk", "lun")
+
+# Disk types whose source QEMU opens as a local file or block device (aio applies).
+IO_CAPABLE_TYPES = ("file", "block")
+# QEMU block driver that libvirt uses per disk type where aio does not exist.
+_NO_AIO_DRIVER = {
+    "dir": "vvfat (an emulated FAT image of a host directory)",
+    "nvme": "nvme (QEMU's userspace NVMe driver over VFIO)",
+    "vhostvdpa": "virtio-blk-vhost-vdpa (libblkio)",
+}
+# Disk types on which libvirt accepts only a direct cache mode.
+DIRECT_CACHE_ONLY_TYPES = ("vhostvdpa",)
 
 
 def effective_flags(cache):
@@ -114,15 +148,50 @@ def policy_disks(root):
     return out
 
 
-def desired_driver(cache, io, want_cache, want_io):
-    """Plan one disk. Returns (new_cache, new_io, [(rule, message), ...]); None = leave unset."""
+def io_not_applicable(el):
+    """Why io= of this <disk> has no effect in QEMU, or None when it does (or may: volumes)."""
+    dtype = el.get("type") or "file"
+    if dtype in IO_CAPABLE_TYPES:
+        return None
+    if dtype == "network":
+        protocol = _domxml.attr(el, "source", "protocol") or "unknown"
+        return ("network disk (protocol %s): QEMU's %s block driver has no aio option, its I/O goes through "
+                "its own network client; libvirt passes io= only to file and host_device nodes" % (protocol, protocol))
+    if dtype == "volume":
+        if _domxml.attr(el, "source", "mode") == "direct":
+            return ("volume disk with mode='direct': libvirt opens the iSCSI LUN through QEMU's iscsi block driver "
+                    "(libiscsi), which has no aio option")
+        # Resolved through the pool at start: usually a file or block device, where io applies.
+        return None
+    if dtype in _NO_AIO_DRIVER:
+        return ("%s disk: QEMU's %s driver has no aio option; libvirt passes io= only to file and host_device "
+                "nodes" % (dtype, _NO_AIO_DRIVER[dtype]))
+    # Unknown (future) disk types: assume io may matter, as before.
+    return None
+
+
+def desired_driver(cache, io, want_cache, want_io, io_na=None, direct_cache_only=False):
+    """Plan one disk. Returns (new_cache, new_io, [(rule, message), ...]); None = leave unset.
+
+    ``io_na``: why io= has no effect on this disk (see :func:`io_not_applicable`), or None.
+    ``direct_cache_only``: libvirt accepts only cache none/directsync on this disk (vhostvdpa).
+    """
     reasons = []
     new_cache, new_io = cache, io
     if want_cache != KEEP and (cache or DEFAULT_CACHE) != want_cache:
-        new_cache = want_cache
-        reasons.append((RULE_CACHE, "cache %s -> %s as requested" % (cache or "default (writeback)", want_cache)))
+        if direct_cache_only and not is_direct(want_cache):
+            reasons.append((RULE_CACHE_NA, "cache=%s requested, but libvirt accepts only cache none or directsync on "
+                            "this disk type; nothing changed, cache stays %s" % (want_cache, cache or DEFAULT_CACHE)))
+        else:
+            new_cache = want_cache
+            reasons.append((RULE_CACHE, "cache %s -> %s as requested" % (cache or "default (writeback)", want_cache)))
     if want_io != KEEP and (io or DEFAULT_IO) != want_io:
-        if want_io == "native" and not is_direct(new_cache):
+        if io_na and io == "native" and not is_direct(new_cache):
+            pass  # the native rule below rewrites io anyway (libvirt would refuse the domain)
+        elif io_na:
+            reasons.append((RULE_IO_NA, "io=%s requested, but io has no effect here: %s. Nothing changed, io stays "
+                            "%s" % (want_io, io_na, io or "unset (threads)")))
+        elif want_io == "native" and not is_direct(new_cache):
             reasons.append((RULE_NATIVE_NA, "io=native requested but cache=%s is not a direct mode; io stays %s. "
                             "Request cache: none (or directsync) to use native." % (new_cache or DEFAULT_CACHE, io or DEFAULT_IO)))
         else:
@@ -132,9 +201,15 @@ def desired_driver(cache, io, want_cache, want_io):
         new_io = "threads"
         if new_cache != cache and is_direct(cache):
             why = "cache change to %s makes io=native invalid" % (new_cache or DEFAULT_CACHE)
+        elif io_na:
+            why = "io=native with cache=%s is invalid (libvirt refuses to start the domain)" % (
+                cache or "default (writeback)")
         else:
             why = "io=native with cache=%s is invalid (QEMU falls back to threads, blockdev and libvirt reject it)" % (
                 cache or "default (writeback)")
+        if io_na:
+            why += ("; QEMU ignores io on this disk, but libvirt checks io=native against the cache mode on every "
+                    "disk type")
         reasons.append((RULE_NATIVE, "%s; moved to io=threads" % why))
     return new_cache, new_io, reasons
 
@@ -149,18 +224,22 @@ def plan_domain(state, want_io=KEEP, want_cache=KEEP):
     changes = []
     for path, el in policy_disks(root):
         cache, io = _domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io")
+        io_na = io_not_applicable(el)
+        kind = {"io_na": io_na, "direct_cache_only": (el.get("type") or "file") in DIRECT_CACHE_ONLY_TYPES}
         if el.get("device", "disk") in POLICY_DEVICES:
-            new_cache, new_io, reasons = desired_driver(cache, io, want_cache, want_io)
+            new_cache, new_io, reasons = desired_driver(cache, io, want_cache, want_io, **kind)
         else:
-            new_cache, new_io, reasons = desired_driver(cache, io, KEEP, KEEP)
+            new_cache, new_io, reasons = desired_driver(cache, io, KEEP, KEEP, **kind)
         ident = _domxml.identity(el, path)
         device = {k: ident[k] for k in ("kind", "target", "bus", "alias", "source", "serial", "path")}
         current, desired = describe(cache, io), describe(new_cache, new_io)
         target = ident["target"]
         live_pair = live.get(target)
-        live_differs = live_pair is not None and _effective(live_pair) != _effective((new_cache, new_io))
+        # Where io has no effect, a running domain differing only in io runs the same way.
+        live_differs = live_pair is not None and (
+            _effective(live_pair)[:1 if io_na else 2] != _effective((new_cache, new_io))[:1 if io_na else 2])
         for rule, message in reasons:
-            if rule == RULE_NATIVE_NA:
+            if rule in REPORT_ONLY_RULES:
                 edits, status = (), SKIPPED
             else:
                 attrs = []

@@ -20,6 +20,15 @@ description:
   - O(io) and O(cache) request a policy on top. A request is applied only where it is valid; where it
     is not (native on a cached disk), the disk is reported with rule C(io-native-not-applicable).
   - A cache change that makes an existing native disk invalid moves it to threads and says so.
+  - "O(io) takes effect only where QEMU opens a local file or block device (disk types C(file), C(block)
+    and pool C(volume)s). On network disks of any protocol (nbd, rbd, gluster, iscsi, http, ...), C(nvme),
+    C(dir), C(vhostvdpa) and iSCSI volumes with C(mode='direct') QEMU has no aio option (libvirt passes
+    C(aio) only to file and host_device nodes), so an O(io) request is not written there: the disk is
+    reported with rule C(io-not-applicable) and status C(skipped). The native rule above is still fixed
+    on them, because libvirt checks it on every disk type. O(cache) requests still apply (cache.direct
+    and cache.no-flush are set on every backend node), except that C(vhostvdpa) disks accept only
+    C(none) or C(directsync) (rule C(cache-not-applicable)). vhost-user disks are never touched. See
+    docs/disk-io.md in the collection for the measurements."
   - "Every finding reports the effective blockdev cache flags before and after. libvirt cache mode to
     C(cache.writeback)/C(cache.direct)/C(cache.no-flush): writeback on/off/off, none on/on/off,
     writethrough off/off/off, directsync off/on/off, unsafe on/off/on. No C(cache=) means QEMU's
@@ -114,8 +123,8 @@ findings:
       type: dict
     rule:
       description:
-        - C(io-native-needs-direct-cache), C(cache-policy), C(io-policy), C(io-native-not-applicable)
-          or C(live-differs).
+        - C(io-native-needs-direct-cache), C(cache-policy), C(io-policy), C(io-native-not-applicable),
+          C(io-not-applicable), C(cache-not-applicable) or C(live-differs).
       type: str
     current:
       description:

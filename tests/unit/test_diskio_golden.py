@@ -19,8 +19,10 @@ import os
 
 N, C, IO, NA, LIVE = (_diskio.RULE_NATIVE, _diskio.RULE_CACHE, _diskio.RULE_IO, _diskio.RULE_NATIVE_NA,
                       _diskio.RULE_LIVE)
+IONA, CNA = _diskio.RULE_IO_NA, _diskio.RULE_CACHE_NA
+S = _plan.SKIPPED
 
-# case: request, domain state, expected findings as (target, rule, preset status, edited attrs or None,
+# case: request, domain state (input: another case's -in.xml), expected findings as (target, rule, preset status, edited attrs or None,
 # pending_restart), and the expected <driver> attributes of every disk after the edits (only disks
 # that change are listed; every other disk must keep its exact attributes).
 CASES = {
@@ -106,6 +108,88 @@ CASES = {
         findings=[("vda", N, "", {"io": "threads"}, True)],
         drivers={"vda": {"name": "qemu", "type": "qcow2", "cache": "writeback", "io": "threads", "discard": "unmap"}},
     ),
+    # One disk of every type. io applies to file, block and pool volumes (vdj); network (nbd, rbd,
+    # iscsi, https, gluster), nvme, dir, a mode='direct' iSCSI volume and vhostvdpa get
+    # io-not-applicable (skipped, nothing written) but still take the cache request; vhostuser is
+    # never touched. gluster vdg already matches.
+    "diskio-network": dict(
+        io="native", cache="none",
+        findings=[
+            ("vda", C, "", {"cache": "none"}, False), ("vda", IO, "", {"io": "native"}, False),
+            ("vdb", C, "", {"name": "qemu", "cache": "none"}, False), ("vdb", IO, "", {"name": "qemu", "io": "native"}, False),
+            ("vdc", C, "", {"cache": "none"}, False), ("vdc", IONA, S, None, False),
+            ("vdd", IONA, S, None, False),
+            ("vde", C, "", {"cache": "none"}, False), ("vde", IONA, S, None, False),
+            ("vdf", C, "", {"cache": "none"}, False), ("vdf", IONA, S, None, False),
+            ("vdh", IONA, S, None, False),
+            ("vdi", C, "", {"cache": "none"}, False), ("vdi", IONA, S, None, False),
+            ("vdj", C, "", {"cache": "none"}, False), ("vdj", IO, "", {"io": "native"}, False),
+            ("vdk", IONA, S, None, False),
+            ("vdl", IONA, S, None, False),
+        ],
+        drivers={"vda": {"name": "qemu", "type": "qcow2", "cache": "none", "io": "native"},
+                 "vdb": {"name": "qemu", "cache": "none", "io": "native"},
+                 "vdc": {"name": "qemu", "type": "raw", "cache": "none"},
+                 "vde": {"name": "qemu", "type": "raw", "cache": "none"},
+                 "vdf": {"name": "qemu", "type": "raw", "cache": "none"},
+                 "vdi": {"name": "qemu", "type": "fat", "cache": "none"},
+                 "vdj": {"name": "qemu", "type": "qcow2", "cache": "none", "io": "native"}},
+        messages={"vdc": ["io=native requested, but io has no effect here", "protocol nbd", "no aio option",
+                          "Nothing changed, io stays unset (threads)"],
+                  "vdd": ["protocol rbd", "io stays threads"], "vde": ["protocol iscsi"], "vdf": ["protocol https"],
+                  "vdh": ["nvme disk", "VFIO"], "vdi": ["dir disk", "vvfat"], "vdk": ["mode='direct'", "libiscsi"],
+                  "vdl": ["vhostvdpa disk", "virtio-blk-vhost-vdpa"]},
+    ),
+    # Same domain, cache writeback + io_uring: vhostvdpa refuses a cached mode (cache-not-applicable),
+    # gluster's io=native becomes invalid with writeback and moves to threads although QEMU ignores it.
+    "diskio-network-writeback": dict(
+        input="diskio-network", io="io_uring", cache="writeback",
+        findings=[
+            ("vda", IO, "", {"io": "io_uring"}, False),
+            ("vdb", IO, "", {"name": "qemu", "io": "io_uring"}, False),
+            ("vdc", IONA, S, None, False),
+            ("vdd", C, "", {"cache": "writeback"}, False), ("vdd", IONA, S, None, False),
+            ("vde", IONA, S, None, False),
+            ("vdf", IONA, S, None, False),
+            ("vdg", C, "", {"cache": "writeback"}, False), ("vdg", N, "", {"io": "threads"}, False),
+            ("vdh", C, "", {"cache": "writeback"}, False), ("vdh", IONA, S, None, False),
+            ("vdi", IONA, S, None, False),
+            ("vdj", IO, "", {"io": "io_uring"}, False),
+            ("vdk", C, "", {"cache": "writeback"}, False), ("vdk", IONA, S, None, False),
+            ("vdl", CNA, S, None, False), ("vdl", IONA, S, None, False),
+        ],
+        drivers={"vda": {"name": "qemu", "type": "qcow2", "cache": "writeback", "io": "io_uring"},
+                 "vdb": {"name": "qemu", "io": "io_uring"},
+                 "vdd": {"name": "qemu", "type": "raw", "cache": "writeback", "io": "threads"},
+                 "vdg": {"name": "qemu", "type": "qcow2", "cache": "writeback", "io": "threads"},
+                 "vdh": {"name": "qemu", "type": "raw", "cache": "writeback"},
+                 "vdj": {"name": "qemu", "type": "qcow2", "cache": "writeback", "io": "io_uring"},
+                 "vdk": {"name": "qemu", "type": "raw", "cache": "writeback"}},
+        messages={"vdg": ["cache change to writeback makes io=native invalid", "QEMU ignores io on this disk",
+                          "every disk type", "moved to io=threads"],
+                  "vdl": ["cache=writeback requested, but libvirt accepts only cache none or directsync",
+                          "nothing changed, cache stays none"]},
+    ),
+    # Legacy definitions: io=native on cached nbd, dir and http-cdrom disks. libvirt refuses to start
+    # them whatever the disk type, so the native rule still fixes them; the io=threads request
+    # changes the file disk and is not applicable on rbd.
+    "diskio-network-native-writeback": dict(
+        io="threads", cache="keep",
+        findings=[
+            ("vda", IO, "", {"io": "threads"}, False),
+            ("vdb", N, "", {"io": "threads"}, False),
+            ("vdc", N, "", {"io": "threads"}, False),
+            ("vdd", IONA, S, None, False),
+            ("sda", N, "", {"io": "threads"}, False),
+        ],
+        drivers={"vda": {"name": "qemu", "type": "qcow2", "cache": "none", "io": "threads"},
+                 "vdb": {"name": "qemu", "type": "raw", "cache": "writeback", "io": "threads"},
+                 "vdc": {"name": "qemu", "type": "fat", "io": "threads"},
+                 "sda": {"name": "qemu", "type": "raw", "cache": "unsafe", "io": "threads"}},
+        messages={"vdb": ["io=native with cache=writeback is invalid (libvirt refuses to start the domain)",
+                          "QEMU ignores io on this disk", "moved to io=threads"],
+                  "vdc": ["cache=default (writeback)"], "vdd": ["io=threads requested", "io stays io_uring"]},
+    ),
     "live-differs": dict(
         io="keep", cache="keep", active=True,
         findings=[("vda", LIVE, _plan.PENDING, None, True)],
@@ -123,7 +207,7 @@ def _state(case):
         live = read_golden(live_file)
     return DomainState(name="web01", uuid="5d3c1a0e-8c1f-4b43-9a57-0d0c6f7b2a11",
                        active=bool(spec.get("active")), persistent=spec.get("persistent", True),
-                       inactive_xml=read_golden(case + "-in.xml"), live_xml=live)
+                       inactive_xml=read_golden(spec.get("input", case) + "-in.xml"), live_xml=live)
 
 
 def _edited_attrs(change):
@@ -214,7 +298,36 @@ def test_every_golden_file_is_used():
     names = {n for n in os.listdir(os.path.dirname(golden_path("x"))) if not n.startswith("alias-")}
     used = set()
     for case, spec in CASES.items():
-        used |= {case + "-in.xml", case + "-out.xml"}
+        used |= {spec.get("input", case) + "-in.xml", case + "-out.xml"}
         if spec.get("active"):
             used.add(spec.get("live") or case + "-live.xml")
     assert names == used
+
+
+def _one_disk_domain(disk_type, source, cache, io):
+    return ("<domain type='kvm'><name>web01</name><uuid>u</uuid><devices>"
+            "<disk type='%s' device='disk'><driver name='qemu' type='raw' cache='%s' io='%s'/>%s"
+            "<target dev='vda' bus='virtio'/></disk></devices></domain>" % (disk_type, cache, io, source))
+
+
+@pytest.mark.parametrize("disk_type,source,live_io_matters", [
+    ("file", "<source file='/i.img'/>", True),
+    ("network", "<source protocol='nbd'><host name='127.0.0.1' port='10809'/></source>", False),
+    ("dir", "<source dir='/srv/x'/>", False),
+])
+def test_running_domain_differing_only_in_io_is_pending_only_where_io_matters(disk_type, source, live_io_matters):
+    inactive = _one_disk_domain(disk_type, source, "none", "threads")
+    live = _one_disk_domain(disk_type, source, "none", "native")
+    changes = _diskio.plan_domain(DomainState("web01", "u", True, True, inactive, live))
+    assert [(c.rule, c.status) for c in changes] == ([(LIVE, _plan.PENDING)] if live_io_matters else [])
+    # a cache difference is still pending everywhere
+    live = _one_disk_domain(disk_type, source, "writeback", "threads")
+    changes = _diskio.plan_domain(DomainState("web01", "u", True, True, inactive, live))
+    assert [(c.rule, c.status) for c in changes] == [(LIVE, _plan.PENDING)]
+
+
+def test_io_request_on_running_network_disk_is_skipped_without_pending_restart():
+    xml = _one_disk_domain("network", "<source protocol='rbd' name='p/i'/>", "none", "threads")
+    changes = _diskio.plan_domain(DomainState("web01", "u", True, True, xml, xml), want_io="native")
+    assert [(c.rule, c.status, c.pending_restart, c.edits) for c in changes] == [(IONA, S, False, ())]
+    assert "nothing changed" in changes[0].message.lower()

@@ -198,3 +198,98 @@ def test_io_uring_accepted_on_new_enough_qemu_host(lib, hv):
 @pytest.mark.parametrize("io", ["keep", "threads", "native"])
 def test_other_io_modes_need_nothing_from_the_host(io):
     assert _diskio.check_host_support(io, (1, 0, 0), "TEST", (0, 0, 2)) is None
+
+
+# --- io applicability per disk type (docs/disk-io.md, tests/integration/test_diskio_applicability.py) ---
+
+def _disk_el(xml):
+    from lxml import etree
+    return etree.fromstring(xml)
+
+
+# Every network protocol libvirt 9.0 knows (virStorageNetProtocol); none of QEMU's drivers for
+# them has an aio option.
+NETWORK_PROTOCOLS = ("nbd", "rbd", "sheepdog", "gluster", "iscsi", "http", "https", "ftp", "ftps", "tftp",
+                     "ssh", "vxhs", "nfs")
+
+
+@pytest.mark.parametrize("xml", [
+    "<disk type='file' device='disk'><source file='/i.img'/></disk>",
+    "<disk device='disk'><source file='/i.img'/></disk>",                       # no type= means file
+    "<disk type='block' device='disk'><source dev='/dev/loop0'/></disk>",
+    "<disk type='block' device='lun'><source dev='/dev/sdb'/></disk>",
+    "<disk type='file' device='cdrom'><source file='/dev/cdrom'/></disk>",      # host_cdrom has aio
+    "<disk type='volume' device='disk'><source pool='default' volume='v.qcow2'/></disk>",
+    "<disk type='volume' device='disk'><source pool='iscsi' volume='unit:0:0:1' mode='host'/></disk>",
+    "<disk type='futuretype' device='disk'/>",                                  # unknown: as before
+])
+def test_io_applies_to_file_block_and_pool_volumes(xml):
+    assert _diskio.io_not_applicable(_disk_el(xml)) is None
+
+
+@pytest.mark.parametrize("protocol", NETWORK_PROTOCOLS)
+def test_io_not_applicable_on_every_network_protocol(protocol):
+    el = _disk_el("<disk type='network' device='disk'><source protocol='%s' name='x'/></disk>" % protocol)
+    why = _diskio.io_not_applicable(el)
+    assert "protocol %s" % protocol in why and "no aio option" in why
+
+
+@pytest.mark.parametrize("xml,fragment", [
+    ("<disk type='nvme' device='disk'><source type='pci' namespace='1'/></disk>", "nvme"),
+    ("<disk type='dir' device='disk'><source dir='/srv/x'/></disk>", "vvfat"),
+    ("<disk type='vhostvdpa' device='disk'><source dev='/dev/vhost-vdpa-0'/></disk>", "virtio-blk-vhost-vdpa"),
+    ("<disk type='volume' device='disk'><source pool='iscsi' volume='unit:0:0:1' mode='direct'/></disk>", "libiscsi"),
+])
+def test_io_not_applicable_on_nvme_dir_vhostvdpa_and_direct_iscsi_volumes(xml, fragment):
+    why = _diskio.io_not_applicable(_disk_el(xml))
+    assert fragment in why and "no aio option" in why
+
+
+WHY = "network disk (protocol nbd): no aio option"
+
+
+@pytest.mark.parametrize("cache,io,want_cache,want_io",
+                         [p for p in itertools.product(CURRENT_CACHE, CURRENT_IO, WANT_CACHE, WANT_IO)
+                          if _valid_request(p[3], p[2])])
+def test_desired_driver_table_where_io_has_no_effect(cache, io, want_cache, want_io):
+    new_cache, new_io, reasons = _diskio.desired_driver(cache, io, want_cache, want_io, io_na=WHY)
+    rules = [r for r, _m in reasons]
+    eff_cache = new_cache or "writeback"
+    # cache requests apply exactly as on a file disk
+    on_file_disk = _diskio.desired_driver(cache, io, want_cache, "keep")
+    assert new_cache == on_file_disk[0]
+    assert rules.count(_diskio.RULE_CACHE) == [r for r, _m in on_file_disk[2]].count(_diskio.RULE_CACHE)
+    # an io request is never written and never reported as io-policy or io-native-not-applicable
+    assert _diskio.RULE_IO not in rules and _diskio.RULE_NATIVE_NA not in rules
+    native_fix = (io or "threads") == "native" and eff_cache not in DIRECT
+    # ... but the native rule still applies: libvirt validates it on every disk type
+    assert (_diskio.RULE_NATIVE in rules) == native_fix
+    assert new_io == ("threads" if native_fix else io)
+    # not applicable is reported whenever the request differs and nothing else rewrites io
+    differs = want_io != "keep" and (io or "threads") != want_io
+    assert (_diskio.RULE_IO_NA in rules) == (differs and not native_fix)
+    for rule, message in reasons:
+        if rule == _diskio.RULE_IO_NA:
+            assert WHY in message and "Nothing changed" in message
+        if rule == _diskio.RULE_NATIVE:
+            assert "QEMU ignores io on this disk" in message and "every disk type" in message
+    assert not (new_io == "native" and eff_cache not in DIRECT)
+    assert len(rules) == len(set(rules))
+
+
+@pytest.mark.parametrize("cache,want_cache", list(itertools.product(("none", "directsync"), WANT_CACHE)))
+def test_direct_cache_only_disks_take_only_direct_cache_requests(cache, want_cache):
+    new_cache, _io, reasons = _diskio.desired_driver(cache, None, want_cache, "keep", io_na=WHY, direct_cache_only=True)
+    rules = [r for r, _m in reasons]
+    if want_cache == "keep" or want_cache == cache:
+        assert (new_cache, rules) == (cache, [])
+    elif want_cache in DIRECT:
+        assert (new_cache, rules) == (want_cache, [_diskio.RULE_CACHE])
+    else:
+        assert (new_cache, rules) == (cache, [_diskio.RULE_CACHE_NA])
+        assert "only cache none or directsync" in reasons[0][1] and "nothing changed" in reasons[0][1]
+
+
+def test_report_only_rules_are_never_edited():
+    assert set(_diskio.REPORT_ONLY_RULES) == {_diskio.RULE_NATIVE_NA, _diskio.RULE_IO_NA, _diskio.RULE_CACHE_NA}
+    assert _diskio.RULE_IO_NA == "io-not-applicable"
