@@ -14,8 +14,14 @@ requirements:
   - lxml (C(python3-lxml))
 notes:
   - The module reads libvirt's own inactive domain XML with C(VIR_DOMAIN_XML_SECURE) and patches only
-    what it must, then redefines it with C(VIR_DOMAIN_DEFINE_VALIDATE), re-reads it and checks that
-    nothing but the planned change happened; otherwise it restores the backup and fails.
+    what it must. Per domain, for real - one backup, then a re-read (a definition someone else changed or
+    undefined meanwhile is reported as C(conflict) or C(vanished) and left alone), then one define with
+    C(VIR_DOMAIN_DEFINE_VALIDATE) carrying every rule's change, a re-read and a verification that tells
+    libvirt's own normalisation from a loss. A loss restores the backup, but only while the definition is
+    still the one the module wrote.
+  - A lost connection to libvirt stops the run on that host; the result says per domain what is known
+    (C(fixed), C(unknown) - define sent, outcome unknown - or C(not_attempted)) and a rerun converges.
+  - Secrets that C(VIR_DOMAIN_XML_SECURE) reveals are redacted in the diff and in every message.
   - It never undefines, regenerates, starts, stops or restarts a domain. Changes to a running domain
     reach its persistent definition and are reported with C(pending_restart) until its next cold boot.
 options:
@@ -54,4 +60,11 @@ options:
       - The path of each backup is returned in RV(domains[].backup).
     type: path
     default: /var/lib/virtfleet/backups
+  lock_timeout:
+    description:
+      - Seconds a real run waits for another virtfleet run on the same libvirt URI of the host to finish
+        (an advisory lock the kernel releases when a run dies), before failing with nothing changed.
+      - Check mode never takes the lock.
+    type: float
+    default: 300
 """

@@ -33,15 +33,16 @@ except ImportError as exc:  # pragma: no cover - exercised by ansible-test's imp
     HAS_LIBVIRT = False
     LIBVIRT_IMPORT_ERROR = exc
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR, write_backup
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
     ConnectionFailed,
+    ConnectionLost,
     DefineFailed,
     DeviceMissing,
     DomainNotFound,
+    DomainVanished,
+    InvalidRequest,
     LibvirtCallFailed,
     UnplugPending,
-    VerificationFailed,
 )
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
 
@@ -64,6 +65,12 @@ def _code(exc):
         return exc.get_error_code()
     except Exception:  # pragma: no cover - defensive, libvirtError always has it
         return None
+
+
+# Error codes that only a broken connection produces. Anything else is checked with
+# virConnectIsAlive(), which is false once the socket to the daemon is closed.
+_LOST_CODES = frozenset(getattr(libvirt, name) for name in ("VIR_ERR_NO_CONNECT", "VIR_ERR_INVALID_CONN")
+                        if libvirt is not None and hasattr(libvirt, name))
 
 
 class Adapter:
@@ -105,7 +112,7 @@ class Adapter:
             hv_type = self.conn.getType()
             hv = _version_tuple(self.conn.getVersion())
         except libvirt.libvirtError as exc:
-            raise LibvirtCallFailed("Cannot read versions from %s: %s" % (self.uri, exc), libvirt_code=_code(exc))
+            raise self._error(exc, "Cannot read versions from %s" % self.uri)
         return lib, hv_type, hv
 
     def host_facts(self):
@@ -141,26 +148,70 @@ class Adapter:
             else:
                 doms = self.conn.listAllDomains(0)
         except libvirt.libvirtError as exc:
-            raise LibvirtCallFailed("Cannot list domains on %s: %s" % (self.uri, exc), libvirt_code=_code(exc))
+            raise self._error(exc, "Cannot list domains on %s" % self.uri)
         doms = sorted(doms, key=lambda d: d.name())
         return [d for d in doms if not any(fnmatch.fnmatchcase(d.name(), pat) for pat in exclude)]
 
+    @staticmethod
+    def name_of(dom):
+        return dom.name()
+
+    @staticmethod
+    def uuid_of(dom):
+        return dom.UUIDString()
+
     def _lookup(self, key):
-        lookups = [self.conn.lookupByName]
-        if _UUID.match(key):
-            lookups.insert(0, self.conn.lookupByUUIDString)
-        for lookup in lookups:
-            try:
-                return lookup(key)
-            except libvirt.libvirtError as exc:
-                if _code(exc) not in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
-                    raise
+        """The domain ``key`` names: by name, or by UUID in any spelling libvirt accepts.
+
+        A key that is one domain's name and another domain's UUID is ambiguous: refused, naming both.
+        """
+        by_name = self._try(self.conn.lookupByName, key)
+        by_uuid = self._try(self.conn.lookupByUUIDString, key) if _UUID.match(key) else None
+        if by_name is not None and by_uuid is not None and by_name.UUIDString() != by_uuid.UUIDString():
+            raise InvalidRequest(
+                "%r is ambiguous on %s: it is the name of domain %s (UUID %s) and the UUID of domain %s. Nothing "
+                "was changed; select %s by its UUID %s, or %s by its UUID in another spelling (%s), which no "
+                "domain is named." % (key, self.uri, by_name.name(), by_name.UUIDString(), by_uuid.name(),
+                                      by_name.name(), by_name.UUIDString(), by_uuid.name(),
+                                      _respell(by_uuid.UUIDString(), key)), ambiguous=key)
+        return by_name if by_name is not None else by_uuid
+
+    def _try(self, lookup, key):
+        try:
+            return lookup(key)
+        except libvirt.libvirtError as exc:
+            if _code(exc) not in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
+                raise self._error(exc, "Cannot look up domain %r on %s" % (key, self.uri))
         return None
+
+    # --- failures ---------------------------------------------------------------------------
+
+    def lost(self, exc=None):
+        """Whether the connection is gone (daemon killed or restarted, socket closed)."""
+        if exc is not None and _code(exc) in _LOST_CODES:
+            return True
+        try:
+            return not self.conn.isAlive()
+        except Exception:
+            return True
+
+    def _error(self, exc, what, error=LibvirtCallFailed, **details):
+        """The typed error for a failed call: ConnectionLost when the connection is gone."""
+        if self.lost(exc):
+            return ConnectionLost(
+                "%s: the connection to libvirt at %s was lost (%s). The daemon was stopped or restarted; "
+                "start it again and rerun (the run converges)." % (what, self.uri, exc),
+                libvirt_code=_code(exc), uri=self.uri, **details)
+        return error("%s: %s" % (what, exc), libvirt_code=_code(exc), **details)
 
     # --- reading ---------------------------------------------------------------------------
 
     def read(self, dom):
-        """libvirt's own XML of one domain: inactive (SECURE) and, when running, live."""
+        """libvirt's own XML of one domain: inactive (SECURE) and, when running, live.
+
+        Raises DomainVanished when the domain no longer exists, ConnectionLost when the
+        connection is gone.
+        """
         try:
             active = bool(dom.isActive())
             persistent = bool(dom.isPersistent())
@@ -172,50 +223,46 @@ class Adapter:
             return DomainState(name=dom.name(), uuid=dom.UUIDString(), active=active, persistent=persistent,
                                inactive_xml=inactive, live_xml=live, state=run_state)
         except libvirt.libvirtError as exc:
-            raise LibvirtCallFailed("Cannot read domain %s on %s: %s" % (dom.name(), self.uri, exc),
-                                    libvirt_code=_code(exc))
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                raise DomainVanished("Domain %s was undefined on %s while this run worked on it: %s"
+                                     % (_name(dom), self.uri, exc), libvirt_code=_code(exc))
+            raise self._error(exc, "Cannot read domain %s on %s" % (_name(dom), self.uri))
 
-    def reread(self, state):
+    def reread(self, uuid):
+        """The current state of the domain with ``uuid`` (DomainVanished when it is gone)."""
         try:
-            dom = self.conn.lookupByUUIDString(state.uuid)
+            dom = self.conn.lookupByUUIDString(uuid)
         except libvirt.libvirtError as exc:
-            raise LibvirtCallFailed("Domain %s (%s) vanished from %s while it was being changed: %s"
-                                    % (state.name, state.uuid, self.uri, exc), libvirt_code=_code(exc))
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                raise DomainVanished("Domain %s no longer exists on %s: %s" % (uuid, self.uri, exc),
+                                     libvirt_code=_code(exc))
+            raise self._error(exc, "Cannot look up domain %s on %s" % (uuid, self.uri))
         return self.read(dom)
 
-    # --- applying --------------------------------------------------------------------------
+    # --- writing ---------------------------------------------------------------------------
 
-    def apply(self, state, patched_xml, verify, backup_dir=DEFAULT_BACKUP_DIR):
-        """Redefine ``state``'s domain from ``patched_xml`` and prove only the plan happened.
-
-        ``verify(new_state)`` returns a list of problems (empty = as planned). Returns the
-        backup path. Raises DefineFailed (nothing changed) or VerificationFailed (restored).
-        """
-        backup = write_backup(backup_dir, state.name, state.uuid, state.inactive_xml)
+    def define(self, xml_text, validate=True):
+        """defineXMLFlags(VALIDATE): DefineFailed when libvirt refuses it (nothing changed),
+        ConnectionLost when the connection broke (the outcome is unknown)."""
         try:
-            self.conn.defineXMLFlags(patched_xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+            self.conn.defineXMLFlags(xml_text, libvirt.VIR_DOMAIN_DEFINE_VALIDATE if validate else 0)
         except libvirt.libvirtError as exc:
-            raise DefineFailed(
-                "libvirt refused the patched definition of %s: %s. Nothing was changed; the definition "
-                "read before the attempt is saved at %s." % (state.name, exc, backup),
-                libvirt_code=_code(exc), backup=backup)
-        new_state = self.reread(state)
-        problems = verify(new_state)
-        if problems:
-            restored = self._restore(state)
-            raise VerificationFailed(
-                "After redefining %s, libvirt's definition differs from the plan: %s. %s"
-                % (state.name, "; ".join(problems), restored),
-                problems=problems, backup=backup)
-        return backup, new_state
+            raise self._error(exc, "libvirt refused the definition", error=DefineFailed)
 
-    def _restore(self, state):
-        try:
-            self.conn.defineXML(state.inactive_xml)
-        except libvirt.libvirtError as exc:
-            return ("Restoring the previous definition FAILED (%s): restore it by hand with "
-                    "'virsh define <backup>' using the backup file named here." % exc)
-        return "The previous definition was restored."
+
+def _respell(uuid, key):
+    """``uuid`` spelled differently from ``key`` (libvirt accepts any case, with or without dashes)."""
+    for candidate in (uuid.upper(), uuid.replace("-", ""), uuid.upper().replace("-", "")):
+        if candidate != key:
+            return candidate
+    return uuid  # pragma: no cover - one of the three always differs
+
+
+def _name(dom):
+    try:
+        return dom.name()
+    except Exception:  # pragma: no cover - the handle outlived its connection
+        return "(unknown)"
 
 
 # --- events and detach --------------------------------------------------------------------------

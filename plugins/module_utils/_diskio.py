@@ -284,7 +284,8 @@ def _effective(pair):
 def disk_report(xml_text):
     """Per-disk effective cache/io and blockdev flags of one domain XML (for the result)."""
     out = []
-    for path, el in policy_disks(_domxml.parse(xml_text)):
+    root = _domxml.parse(xml_text) if isinstance(xml_text, (str, bytes)) else xml_text  # text or a parsed root
+    for path, el in policy_disks(root):
         item = {"target": _domxml.attr(el, "target", "dev"), "alias": _domxml.attr(el, "alias", "name"), "path": path}
         item.update(describe(_domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io")))
         out.append(item)

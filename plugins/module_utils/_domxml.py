@@ -15,8 +15,6 @@ serialisation on both sides, so only the edited lines show.
 
 from __future__ import annotations
 
-import re
-
 try:
     from lxml import etree
 
@@ -27,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised by ansible-test's imp
     HAS_LXML = False
     LXML_IMPORT_ERROR = exc
 
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _redact
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import XMLError
 
 # Device elements under /domain/devices that can be hot-plugged or detached and can carry a
@@ -37,11 +36,7 @@ ATTACHABLE_KINDS = (
     "console", "channel", "tpm", "shmem", "memory", "vsock", "hub", "panic", "iommu",
 )
 
-REDACTED = "********"
-# Attributes that only VIR_DOMAIN_XML_SECURE reveals (graphics passwords) or that name secrets.
-_SECRET_ATTRS = frozenset(("passwd", "password"))
-# ...and secrets passed inline to QEMU, e.g. <qemu:arg value='secret,id=s0,data=...'/>.
-_SECRET_IN_TEXT = re.compile(r"((?:password|passwd|secret|data|key)=)([^,\s'\"]+)", re.IGNORECASE)
+REDACTED = _redact.REDACTED
 
 
 def _parser():
@@ -53,7 +48,10 @@ def _parser():
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
-        huge_tree=False,
+        # libvirt accepts metadata nested deeper than libxml2's default limit of 256 levels;
+        # entities are never resolved, so lifting the depth/size limits opens no expansion attack.
+        huge_tree=True,
+        strip_cdata=False,  # CDATA in <metadata> stays CDATA
         remove_blank_text=False,
         remove_comments=False,
     )
@@ -220,6 +218,18 @@ def _indent_before(el):
     return ws if ws and ws.strip() == "" and "\n" in ws else "\n"
 
 
+def remove_element(el):
+    """Remove ``el`` from its parent, keeping the indentation of what follows it."""
+    parent = el.getparent()
+    if el.getnext() is None:  # the last child: its tail is the indentation of the closing tag
+        prev = el.getprevious()
+        if prev is not None:
+            prev.tail = el.tail
+        else:
+            parent.text = None
+    parent.remove(el)  # lxml removes the tail with the element
+
+
 def set_attrs(el, attrs):
     """Set (value) or remove (None) attributes in place, keeping the others and their order."""
     for name, value in attrs:
@@ -281,9 +291,9 @@ def _diff(a, b, where, out, limit):
         da, db = dict(a[1]), dict(b[1])
         for key in sorted(set(da) | set(db)):
             if da.get(key) != db.get(key):
-                out.append("%s/@%s: %r -> %r" % (where, key, _shown(key, da.get(key)), _shown(key, db.get(key))))
+                out.append("%s/@%s: %r -> %r" % (where, key, shown(key, da.get(key)), shown(key, db.get(key))))
     if a[2] != b[2]:
-        out.append("%s/text(): %r -> %r" % (where, _shown("", a[2]), _shown("", b[2])))
+        out.append("%s/text(): %r -> %r" % (where, shown("", a[2]), shown("", b[2])))
     if len(a[3]) != len(b[3]):
         out.append("%s: %d child elements -> %d" % (where, len(a[3]), len(b[3])))
         return
@@ -296,23 +306,16 @@ def _diff(a, b, where, out, limit):
 
 # --- redaction -------------------------------------------------------------------------------
 
-def _shown(name, value):
-    """A value safe to print in a message (secrets replaced)."""
-    if value is None:
-        return None
-    if name.lower() in _SECRET_ATTRS:
-        return REDACTED
-    return _SECRET_IN_TEXT.sub(r"\1" + REDACTED, value)
+def shown(name, value, attrs=None):
+    """A value safe to print in a message (secrets replaced); see _redact.shown."""
+    return _redact.shown(name, value, attrs=attrs)
 
 
 def redact(xml_text):
-    """Domain XML with secrets (graphics passwords and the like) replaced, for diffs and logs."""
-    root = parse(xml_text)
-    for el in root.iter():
-        if not isinstance(el.tag, str):
-            continue
-        for name in list(el.attrib):
-            el.set(name, _shown(name, el.get(name)))
-        if el.tag == "secret" and el.text and el.text.strip():
-            el.text = REDACTED
-    return to_string(root)
+    """Domain XML with every secret replaced, for diffs and logs (see _redact and docs/secrets.md)."""
+    return _redact.redact_xml(xml_text)
+
+
+def redact_uri(uri):
+    """A libvirt URI with any password (``qemu+ssh://user:pw@host/system``) masked."""
+    return _redact.redact_uri(uri or "")

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DEFAULT_URI, HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml, _engine, _rules
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DEFAULT_URI, HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, Adapter
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._runner import failure_message
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._engine import failure_message
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._hostlock import HostLock
+
+DEFAULT_LOCK_TIMEOUT = 300
 
 
 def fleet_argument_spec(backup=True, **extra):
@@ -22,6 +25,7 @@ def fleet_argument_spec(backup=True, **extra):
     )
     if backup:
         spec["backup_dir"] = dict(type="path", default=DEFAULT_BACKUP_DIR)
+        spec["lock_timeout"] = dict(type="float", default=DEFAULT_LOCK_TIMEOUT)
     spec.update(extra)
     return spec
 
@@ -40,3 +44,23 @@ def finish(module, result):
     if msg:
         module.fail_json(msg=msg, **result)
     module.exit_json(**result)
+
+
+def run_rules(module, requested, details):
+    """The policy modules' whole run: validate, connect, query the host once, one engine call."""
+    params = module.params
+    _rules.build(requested)  # every option checked before connecting
+    adapter = Adapter(params["uri"])
+    try:
+        lib, hv_type, hv = adapter.versions()  # up front: a later failure must not lose the results
+        rules = _rules.build(requested, host={"libvirt": lib, "hypervisor": hv_type, "hypervisor_version": hv})
+        engine = _engine.Engine(
+            adapter, rules, check_mode=module.check_mode, diff_mode=module._diff, backup_dir=params["backup_dir"],
+            details=details, lock=lambda: HostLock(params["uri"], timeout=params["lock_timeout"]))
+        result = engine.run(params["domains"], params["exclude"])
+        result["host"] = {"uri": _domxml.redact_uri(params["uri"]), "libvirt_version": ".".join(map(str, lib)),
+                          "hypervisor": hv_type, "hypervisor_version": ".".join(map(str, hv))}
+        result["rules"] = [rule.check for rule in rules]
+    finally:
+        adapter.close()
+    return result

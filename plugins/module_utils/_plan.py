@@ -15,15 +15,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml, _vocab
 
-# Finding statuses.
-DRIFT = "drift"        # check mode: would be fixed
-FIXED = "fixed"        # the persistent definition was fixed by this run
-FAILED = "failed"      # a fix was attempted and did not stick (see message)
-PENDING = "pending"    # persistent definition is right, the running domain is not (cold boot)
-SKIPPED = "skipped"    # a deviation this run cannot fix (message says why and what to do)
-STATUSES = (DRIFT, FIXED, FAILED, PENDING, SKIPPED)
+# Finding statuses live in _vocab (shared with the report filter); re-exported for the planners.
+DRIFT, FIXED, FAILED, PENDING, SKIPPED = _vocab.DRIFT, _vocab.FIXED, _vocab.FAILED, _vocab.PENDING, _vocab.SKIPPED
+STATUSES = _vocab.STATUSES
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,14 @@ findings:
       description: C(alias) wanted and C(basis), the identity it derives from (C(serial), C(mac), ... or C(aliases)).
       type: dict
     status:
-      description: V(drift), V(fixed), V(failed), V(pending) or V(skipped).
+      description:
+        - V(drift) (check mode), V(fixed) (changed and verified), V(failed), V(pending) (waits for a cold boot),
+          V(skipped) (see C(message), e.g. a device libvirt keeps no alias on), V(conflict) (someone else changed
+          the definition after it was read; nothing changed), V(vanished) or V(unknown) (the define was sent when
+          the connection broke). See M(virtfleet.libvirt.virt_policy) for the whole vocabulary.
+      type: str
+    check:
+      description: The rule group, V(aliases).
       type: str
     pending_restart:
       description: The running domain keeps its old alias until its next cold boot.
@@ -180,6 +187,11 @@ domains:
     backup:
       description: Path of the backup of the previous definition on the host, when it was redefined.
       type: str
+    status:
+      description:
+        - V(compliant), V(drift), V(fixed), V(pending), V(skipped), V(failed), V(conflict), V(vanished), V(unknown)
+          or V(not_attempted) (the connection was lost before the run reached it).
+      type: str
     error:
       description: Why the change of this domain failed (its definition is unchanged or restored).
       type: str
@@ -187,6 +199,10 @@ domains:
       description: C(path), C(kind), C(alias) of every device of O(device_types) in the definition as it is after this run.
       type: list
       elements: dict
+connection_lost:
+  description: Whether the connection to libvirt broke during the run (the run stopped on this host).
+  returned: always
+  type: bool
 summary:
   description: Counts (C(domains_selected), C(domains_changed), C(findings), C(by_status), C(by_rule), C(pending_restart)).
   returned: always
@@ -195,11 +211,9 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _domxml, _select
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import Adapter
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest, VirtFleetError
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, fleet_argument_spec, require_libraries
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._runner import run_policy
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, fleet_argument_spec, require_libraries, run_rules
 
 
 def argument_spec():
@@ -215,68 +229,13 @@ def argument_spec():
     )
 
 
-def validate_assignments(aliases):
-    """Syntax of every explicit assignment, before connecting: [(index, domain, selector, alias)]."""
-    out, seen = [], {}
-    for index, item in enumerate(aliases):
-        where = "aliases[%d] (domain %s)" % (index, item["domain"])
-        _select.validate_selector(item["match"])
-        _alias.validate_alias(item["alias"], where)
-        key = (item["domain"], item["alias"])
-        if key in seen:
-            raise InvalidRequest("%s: alias %s is requested twice for domain %s (aliases[%d] and aliases[%d]); "
-                                 "aliases must be unique within a domain." % (where, item["alias"], item["domain"],
-                                                                              seen[key], index))
-        seen[key] = index
-        out.append((index, item["domain"], item["match"], item["alias"]))
-    return out
-
-
-def _names(state, key):
-    """Whether ``key`` names ``state``: its name, or its UUID in any spelling libvirt accepts."""
-    return key == state.name or key.replace("-", "").lower() == state.uuid.replace("-", "").lower()
-
-
-def for_domain(assignments, state):
-    return [(i, sel, alias) for i, dom, sel, alias in assignments if _names(state, dom)]
-
-
-def check_domains(assignments, states):
-    for index, dom, _sel, _alias_name in assignments:
-        if not any(_names(state, dom) for state in states):
-            raise InvalidRequest(
-                "aliases[%d]: domain %s is not among the selected domains (%s). Add it to 'domains', remove it "
-                "from 'exclude', or fix the name." % (index, dom, ", ".join(sorted(s.name for s in states)) or "none"))
-
-
-def alias_report(xml_text, device_types):
-    root = _domxml.parse(xml_text)
-    return {"aliases": [{"path": p, "kind": i["kind"], "alias": i["alias"]}
-                        for p, _el, i in _select.entries(root, kinds=device_types)]}
-
-
-def run(module, params):
-    assignments = validate_assignments(params["aliases"])
-    types = tuple(dict.fromkeys(params["device_types"]))
-    adapter = Adapter(params["uri"])
-    try:
-        return run_policy(
-            adapter,
-            lambda state: _alias.plan_domain(state, types, for_domain(assignments, state), params["replace"]),
-            domains=params["domains"], exclude=params["exclude"], check_mode=module.check_mode,
-            diff_mode=module._diff, backup_dir=params["backup_dir"],
-            report=lambda xml: alias_report(xml, types),
-            precheck=lambda states: check_domains(assignments, states),
-        )
-    finally:
-        adapter.close()
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module)
+    params = module.params
     try:
-        result = run(module, module.params)
+        result = run_rules(module, {"aliases": {"device_types": params["device_types"], "aliases": params["aliases"],
+                                                "replace": params["replace"]}}, details=True)
     except VirtFleetError as exc:
         module.fail_json(msg=exc.msg, changed=False, **exc.details)
     finish(module, result)

@@ -136,8 +136,14 @@ findings:
       type: dict
     status:
       description:
-        - V(drift) (check mode), V(fixed), V(failed), V(pending) (the definition is right, the running
-          domain waits for a cold boot) or V(skipped) (cannot be fixed by this run; see C(message)).
+        - V(drift) (check mode), V(fixed) (changed and verified), V(failed) (see C(message); the definition is
+          unchanged or restored), V(pending) (the definition is right, the running domain waits for a cold boot),
+          V(skipped) (cannot or need not be fixed by this run; see C(message)), V(conflict) (someone else changed
+          the definition after it was read; nothing changed), V(vanished) (the domain was undefined meanwhile;
+          nothing changed), V(unknown) (the define was sent when the connection broke).
+      type: str
+    check:
+      description: The rule group that produced the finding, V(disk_io) or V(aliases).
       type: str
     pending_restart:
       description: The running domain still uses the old setting until its next cold boot.
@@ -179,6 +185,16 @@ domains:
     backup:
       description: Path of the backup of the previous definition on the host, when it was redefined.
       type: str
+    status:
+      description:
+        - The domain's outcome - V(compliant), V(drift), V(fixed), V(pending), V(skipped), V(failed), V(conflict),
+          V(vanished), V(unknown) or V(not_attempted) (the connection was lost before the run reached it).
+      type: str
+    normalised:
+      description: Differences libvirt's own normalisation made on define (never a loss), when there were any.
+      type: list
+      elements: str
+      returned: when libvirt normalised the definition
     error:
       description: Why the fix of this domain failed (its definition is unchanged or restored).
       type: str
@@ -191,6 +207,19 @@ domains:
           as it is after this run (unchanged in check mode; see RV(findings[].desired) for what a fix would set).
       type: list
       elements: dict
+connection_lost:
+  description: Whether the connection to libvirt broke during the run (the run stopped on this host).
+  returned: always
+  type: bool
+connection_error:
+  description: What broke, and what to do.
+  returned: when RV(connection_lost) is true
+  type: str
+rules:
+  description: The rule groups that ran, in the order their changes are applied.
+  returned: always
+  type: list
+  elements: str
 summary:
   description: Counts for dashboards.
   returned: always
@@ -223,10 +252,8 @@ host:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _diskio
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import Adapter
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, fleet_argument_spec, require_libraries
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._runner import run_policy
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, fleet_argument_spec, require_libraries, run_rules
 
 
 def argument_spec():
@@ -236,30 +263,12 @@ def argument_spec():
     )
 
 
-def run(module, params):
-    _diskio.validate_request(params["io"], params["cache"])
-    adapter = Adapter(params["uri"])
-    try:
-        lib, hv_type, hv = adapter.versions()
-        _diskio.check_host_support(params["io"], lib, hv_type, hv)
-        result = run_policy(
-            adapter,
-            lambda state: _diskio.plan_domain(state, want_io=params["io"], want_cache=params["cache"]),
-            domains=params["domains"], exclude=params["exclude"], check_mode=module.check_mode,
-            diff_mode=module._diff, backup_dir=params["backup_dir"],
-            report=lambda xml: {"disks": _diskio.disk_report(xml)},
-        )
-        result["host"] = adapter.host_facts()
-    finally:
-        adapter.close()
-    return result
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module)
     try:
-        result = run(module, module.params)
+        result = run_rules(module, {"disk_io": {"io": module.params["io"], "cache": module.params["cache"]}},
+                           details=True)
     except VirtFleetError as exc:
         module.fail_json(msg=exc.msg, changed=False, **exc.details)
     finish(module, result)

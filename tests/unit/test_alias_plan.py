@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _plan
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _plan, _rules
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
-from ansible_collections.virtfleet.libvirt.plugins.modules import virt_device_alias
 
 from _support import check_golden, read_golden
 
@@ -312,7 +311,7 @@ def _item(domain, match, alias):
 
 
 def test_validate_assignments_returns_index_domain_selector_alias():
-    got = virt_device_alias.validate_assignments([_item("db01", {"serial": "S1"}, "ua-v1"),
+    got = _rules.validate_assignments([_item("db01", {"serial": "S1"}, "ua-v1"),
                                                   _item(UUID, {"mac": M}, "ua-p1")])
     assert got == [(0, "db01", {"serial": "S1"}, "ua-v1"), (1, UUID, {"mac": M}, "ua-p1")]
 
@@ -320,7 +319,7 @@ def test_validate_assignments_returns_index_domain_selector_alias():
 @pytest.mark.parametrize("alias", ["UA-x", "ua-a.b", "vol-1", "ua-"])
 def test_validate_assignments_invalid_alias(alias):
     with pytest.raises(InvalidRequest) as err:
-        virt_device_alias.validate_assignments([_item("db01", {"serial": "S1"}, "ua-ok"),
+        _rules.validate_assignments([_item("db01", {"serial": "S1"}, "ua-ok"),
                                                 _item("db01", {"serial": "S2"}, alias)])
     assert err.value.msg.startswith("aliases[1] (domain db01): alias %r is not a valid libvirt user alias" % alias)
     assert "Example: ua-disk-data01" in err.value.msg
@@ -328,7 +327,7 @@ def test_validate_assignments_invalid_alias(alias):
 
 def test_validate_assignments_duplicate_alias_in_one_domain():
     with pytest.raises(InvalidRequest) as err:
-        virt_device_alias.validate_assignments([_item("db01", {"serial": "S1"}, "ua-v"),
+        _rules.validate_assignments([_item("db01", {"serial": "S1"}, "ua-v"),
                                                 _item("web01", {"serial": "S1"}, "ua-v"),   # other domain: fine
                                                 _item("db01", {"serial": "S2"}, "ua-v")])
     assert err.value.msg == ("aliases[2] (domain db01): alias ua-v is requested twice for domain db01 (aliases[0] "
@@ -337,30 +336,28 @@ def test_validate_assignments_duplicate_alias_in_one_domain():
 
 def test_validate_assignments_bad_selector():
     with pytest.raises(InvalidRequest, match="exactly one of alias, serial, mac, target, source"):
-        virt_device_alias.validate_assignments([_item("db01", {"serial": "S1", "target": "vda"}, "ua-v")])
+        _rules.validate_assignments([_item("db01", {"serial": "S1", "target": "vda"}, "ua-v")])
+
+
+def _alias_rule(assignments):
+    return _rules.build({"aliases": {"aliases": assignments}})[0]
 
 
 def test_check_domains_refuses_a_domain_that_is_not_selected():
-    states = [state(dom(), name="web01"), state(dom(), name="db01")]
-    assignments = virt_device_alias.validate_assignments([_item("db01", {"target": "vda"}, "ua-v"),
-                                                          _item("tmpl01", {"target": "vda"}, "ua-w")])
+    rule = _alias_rule([_item("db01", {"target": "vda"}, "ua-v"), _item("tmpl01", {"target": "vda"}, "ua-w")])
     with pytest.raises(InvalidRequest) as err:
-        virt_device_alias.check_domains(assignments, states)
+        rule.precheck([("web01", "u1"), ("db01", UUID)])
     assert err.value.msg == ("aliases[1]: domain tmpl01 is not among the selected domains (db01, web01). Add it to "
                              "'domains', remove it from 'exclude', or fix the name.")
     with pytest.raises(InvalidRequest, match=r"not among the selected domains \(none\)"):
-        virt_device_alias.check_domains(assignments, [])
+        rule.precheck([])
 
 
 def test_check_domains_accepts_names_and_uuids():
-    states = [state(dom(), name="db01")]
-    assignments = virt_device_alias.validate_assignments([_item("db01", {"target": "vda"}, "ua-v"),
-                                                          _item(UUID, {"target": "vdb"}, "ua-w")])
-    assert virt_device_alias.check_domains(assignments, states) is None
-    assert virt_device_alias.for_domain(assignments, states[0]) == [(0, {"target": "vda"}, "ua-v"),
-                                                                    (1, {"target": "vdb"}, "ua-w")]
-    other = state(dom(), name="web01", uuid="7e0b9a54-1111-4c3a-9d2e-5f6a7b8c9d0e")
-    assert virt_device_alias.for_domain(assignments, other) == []
+    rule = _alias_rule([_item("db01", {"target": "vda"}, "ua-v"), _item(UUID, {"target": "vdb"}, "ua-w")])
+    assert rule.precheck([("db01", UUID)]) is None
+    assert _rules.names_domain(UUID.upper(), "db01", UUID) and _rules.names_domain(UUID.replace("-", ""), "x", UUID)
+    assert not _rules.names_domain(UUID, "db01", "7e0b9a54-1111-4c3a-9d2e-5f6a7b8c9d0e")
 
 
 # --- 7. running and transient domains ---------------------------------------------------------------------
@@ -452,16 +449,14 @@ def test_cold_booted_domain_with_controllers_is_clean():
 
 @pytest.mark.parametrize("spelling", [UUID.upper(), UUID.replace("-", ""), UUID.replace("-", "").upper()])
 def test_assignment_domain_by_any_uuid_spelling(spelling):
-    states = [state(dom(), name="db01")]
-    assignments = virt_device_alias.validate_assignments([_item(spelling, {"target": "vda"}, "ua-v")])
-    assert virt_device_alias.check_domains(assignments, states) is None
-    assert virt_device_alias.for_domain(assignments, states[0]) == [(0, {"target": "vda"}, "ua-v")]
+    rule = _alias_rule([_item(spelling, {"target": "vda"}, "ua-v")])
+    assert rule.precheck([("db01", UUID)]) is None
+    assert [c.desired["alias"] for c in rule.plan(state(dom(disk("vda", "/i/a.img")), name="db01"))] == ["ua-v"]
 
 
 def test_assignment_domain_names_are_exact():
-    states = [state(dom(), name="db01")]
     for other in ("DB01", "db0", "db01 "):
-        assignments = virt_device_alias.validate_assignments([_item(other, {"target": "vda"}, "ua-v")])
+        rule = _alias_rule([_item(other, {"target": "vda"}, "ua-v")])
         with pytest.raises(InvalidRequest, match="is not among the selected domains"):
-            virt_device_alias.check_domains(assignments, states)
-        assert virt_device_alias.for_domain(assignments, states[0]) == []
+            rule.precheck([("db01", UUID)])
+        assert [c.desired["alias"] for c in rule.plan(state(dom(disk("vda", "/i/a.img")), name="db01"))] != ["ua-v"]

@@ -161,9 +161,13 @@ def test_check_mode_reports_every_missing_alias_and_changes_nothing(run, node_ur
         # the definition as it is: unchanged
         assert [a for p, a in _aliases_of(dom).items() if p in dict((m[0], m) for m in MISSING[dom["name"]])] == \
             [None] * len(MISSING[dom["name"]])
-    assert result["summary"] == {"domains_selected": 4, "domains_changed": 4, "findings": 11,
-                                 "by_status": {"drift": 11, "fixed": 0, "failed": 0, "pending": 0, "skipped": 0},
-                                 "by_rule": {"alias-missing": 11}, "pending_restart": 11}
+    assert result["summary"] == {
+        "domains_selected": 4, "domains_changed": 4, "findings": 11,
+        "by_status": {"drift": 11, "fixed": 0, "failed": 0, "pending": 0, "skipped": 0, "conflict": 0, "vanished": 0,
+                      "unknown": 0, "not_attempted": 0},
+        "by_rule": {"alias-missing": 11}, "pending_restart": 11,
+        "by_domain_status": {"compliant": 0, "drift": 4, "fixed": 0, "pending": 0, "skipped": 0, "failed": 0,
+                             "conflict": 0, "vanished": 0, "unknown": 0, "not_attempted": 0}}
     assert not os.path.exists(backup_dir)
     # the diff shows the <alias> lines, secrets redacted
     web = [d for d in result["diff"] if d["before_header"].startswith("web01 ")][0]

@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The registry of rules the engine composes (private, pure logic).
+
+A rule is a pure planner (domain state -> [Change]) plus what it needs checked before anything
+is read (its options, the host's versions) and, optionally, a per-domain description for the
+result (effective disk flags, aliases). Adding a rule adds one ``_build_*`` function and one
+entry in :data:`REGISTRY`; the engine, the statuses and the wording stay as they are.
+
+Rule order is the engine's business: the rules' edits of one domain are applied together in
+one define, so libvirt validates the domain once with every fix in place (a legacy
+``io='native'`` + writeback domain is refused on any redefine until its io is fixed, so an
+alias fix alone could never be defined; together they are).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _diskio, _select, _vocab
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One configured rule: ``plan(state) -> [Change]``; ``describe(state, root) -> dict`` for details;
+    ``precheck(selected)`` validates the request against the selected domains [(name, uuid)]."""
+
+    check: str
+    plan: Callable
+    describe: Optional[Callable] = None
+    precheck: Optional[Callable] = None
+
+
+# --- disk io ---------------------------------------------------------------------------------
+
+def _build_disk_io(options, host):
+    io, cache = options.get("io") or _diskio.KEEP, options.get("cache") or _diskio.KEEP
+    _diskio.validate_request(io, cache)
+    if host is not None:
+        _diskio.check_host_support(io, host["libvirt"], host["hypervisor"], host["hypervisor_version"])
+    return Rule(
+        check=_vocab.CHECK_DISK_IO,
+        plan=lambda state: _diskio.plan_domain(state, want_io=io, want_cache=cache),
+        describe=lambda root: {"disks": _diskio.disk_report(root)},
+    )
+
+
+# --- aliases ---------------------------------------------------------------------------------
+
+def validate_assignments(aliases):
+    """Syntax of every explicit assignment, before connecting: [(index, domain, selector, alias)]."""
+    out, seen = [], {}
+    for index, item in enumerate(aliases or ()):
+        where = "aliases[%d] (domain %s)" % (index, item["domain"])
+        _select.validate_selector(item["match"])
+        _alias.validate_alias(item["alias"], where)
+        key = (item["domain"], item["alias"])
+        if key in seen:
+            raise InvalidRequest("%s: alias %s is requested twice for domain %s (aliases[%d] and aliases[%d]); "
+                                 "aliases must be unique within a domain." % (where, item["alias"], item["domain"],
+                                                                              seen[key], index))
+        seen[key] = index
+        out.append((index, item["domain"], item["match"], item["alias"]))
+    return out
+
+
+def names_domain(key, name, uuid):
+    """Whether ``key`` names the domain: its name, or its UUID in any spelling libvirt accepts."""
+    return key == name or key.replace("-", "").lower() == uuid.replace("-", "").lower()
+
+
+def _check_assignment_domains(assignments, selected):
+    for index, dom, _sel, _alias_name in assignments:
+        if not any(names_domain(dom, name, uuid) for name, uuid in selected):
+            raise InvalidRequest(
+                "aliases[%d]: domain %s is not among the selected domains (%s). Add it to 'domains', remove it "
+                "from 'exclude', or fix the name." % (
+                    index, dom, ", ".join(sorted(name for name, _uuid in selected)) or "none"))
+
+
+def _build_aliases(options, _host):
+    assignments = validate_assignments(options.get("aliases"))
+    types = tuple(dict.fromkeys(options.get("device_types") or _alias.DEFAULT_TYPES))
+    unknown = [t for t in types if t not in _alias.SUPPORTED_TYPES]
+    if unknown:
+        raise InvalidRequest("device_types: %s not supported; choose from %s." % (
+            ", ".join(unknown), ", ".join(_alias.SUPPORTED_TYPES)))
+    replace = bool(options.get("replace"))
+
+    def plan(state):
+        mine = [(i, sel, alias) for i, dom, sel, alias in assignments if names_domain(dom, state.name, state.uuid)]
+        return _alias.plan_domain(state, types, mine, replace)
+
+    def describe(root):
+        return {"aliases": [{"path": p, "kind": i["kind"], "alias": i["alias"]}
+                            for p, _el, i in _select.entries(root, kinds=types)]}
+
+    return Rule(check=_vocab.CHECK_ALIASES, plan=plan, describe=describe,
+                precheck=lambda selected: _check_assignment_domains(assignments, selected))
+
+
+# Order of application and of findings: disk io first (see the module docstring).
+REGISTRY = {
+    _vocab.CHECK_DISK_IO: _build_disk_io,
+    _vocab.CHECK_ALIASES: _build_aliases,
+}
+
+
+def build(requested, host=None):
+    """Configured rules for ``requested`` ({check: options or None}), in registry order.
+
+    ``host`` ({libvirt, hypervisor, hypervisor_version} as tuples) lets rules refuse settings the
+    host cannot honour before anything is read; None skips those checks (offline planning).
+    """
+    unknown = [name for name in requested if name not in REGISTRY]
+    if unknown:
+        raise InvalidRequest("Unknown rule(s) %s; known rules: %s." % (", ".join(unknown), ", ".join(REGISTRY)))
+    rules = [REGISTRY[name](requested[name] or {}, host) for name in REGISTRY
+             if name in requested and requested[name] is not None]
+    if not rules:
+        raise InvalidRequest("No rule requested: give at least one of %s under 'rules'." % ", ".join(REGISTRY))
+    return rules

@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one vocabulary of virtfleet (private, pure): statuses, outcomes, device labels.
+
+The planners and the engine on the managed host, and the report filter and ``facts_diff`` on
+the controller, import these names; nothing re-declares them.
+"""
+
+from __future__ import annotations
+
+# --- finding statuses (one finding = one deviation of one device from one rule) -------------
+DRIFT = "drift"            # check mode: would be fixed
+FIXED = "fixed"            # the persistent definition was fixed by this run, and verified
+FAILED = "failed"          # a fix was attempted and did not stick (the message says why)
+PENDING = "pending"        # persistent definition is right, the running domain is not (cold boot)
+SKIPPED = "skipped"        # a deviation this run cannot or will not fix (the message says why)
+CONFLICT = "conflict"      # someone else changed the definition after it was read: nothing changed
+VANISHED = "vanished"      # the domain was undefined by someone else after it was read: nothing changed
+UNKNOWN = "unknown"        # the define was sent but the connection broke: outcome unknown
+NOT_ATTEMPTED = "not_attempted"  # the run stopped (lost connection) before it reached this domain
+STATUSES = (DRIFT, FIXED, FAILED, PENDING, SKIPPED, CONFLICT, VANISHED, UNKNOWN, NOT_ATTEMPTED)
+
+# --- domain outcomes (one per selected domain and run) -------------------------------------
+COMPLIANT = "compliant"    # no finding at all
+# ...or DRIFT, FIXED, PENDING, SKIPPED, FAILED, CONFLICT, VANISHED, UNKNOWN, NOT_ATTEMPTED
+DOMAIN_OUTCOMES = (COMPLIANT, DRIFT, FIXED, PENDING, SKIPPED, FAILED, CONFLICT, VANISHED, UNKNOWN, NOT_ATTEMPTED)
+# Outcomes that make a module run fail (the other domains' results are still returned).
+FAILING_OUTCOMES = (FAILED, CONFLICT, UNKNOWN, NOT_ATTEMPTED)
+
+# Which checks (rule groups) exist; the finding key ``check`` names one of them.
+CHECK_DISK_IO = "disk_io"
+CHECK_ALIASES = "aliases"
+
+
+def device_label(device):
+    """A person's name for a device: ``disk vda``, ``interface 52:54:00:..``, ``controller usb 0``.
+
+    ``device`` is the plain-data identity of a finding (kind, target, mac, source, alias, path...).
+    """
+    if not device:
+        return "domain"
+    kind = device.get("kind") or "device"
+    if kind == "controller" and device.get("type"):
+        ident = "%s %s" % (device.get("type"), device.get("index", "0"))
+        if device.get("model"):
+            ident += " model=%s" % device["model"]
+        return "controller %s" % ident
+    ident = (device.get("target") or device.get("mac") or device.get("source") or device.get("alias")
+             or device.get("path") or "")
+    return ("%s %s" % (kind, ident)).strip()
