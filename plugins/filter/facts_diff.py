@@ -8,7 +8,10 @@ from __future__ import annotations
 # What an upgrade must never change behind a domain's back (persistent definition only: the
 # live side legitimately differs while changes wait for a cold boot).
 DOMAIN_KEYS = ("machine", "domain_type", "arch")
-DEVICE_KEYS = ("kind", "address", "alias", "mac", "target", "bus", "source", "model")
+DEVICE_KEYS = ("kind", "address", "alias", "mac", "target", "bus", "source", "model",
+               # graphics, leases, USB redirection filters, crypto (see virt_domain_info)
+               "type", "port", "tls_port", "autoport", "listen", "lockspace", "key", "target_path", "offset",
+               "usbdev")
 
 
 def _domains(result):
@@ -18,7 +21,34 @@ def _domains(result):
 
 
 def _label(dev):
-    return "%s %s" % (dev.get("kind"), dev.get("target") or dev.get("mac") or dev.get("alias") or dev.get("path"))
+    return "%s %s" % (dev.get("kind"), dev.get("target") or dev.get("mac") or dev.get("alias")
+                      or dev.get("target_path") or dev.get("type") or dev.get("path"))
+
+
+def _shown(value):
+    """A fact value for a message: lists and dicts (redirfilter rules) as short text."""
+    if isinstance(value, (list, tuple)):
+        return "[%s]" % ", ".join(str(_shown(v)) for v in value)
+    if isinstance(value, dict):
+        return " ".join("%s=%s" % (k, v) for k, v in value.items() if v is not None) or "{}"
+    return value
+
+
+def _audio(name, old, new):
+    """Audio backends are compared by id (devices refer to them by id, not by position)."""
+    out = []
+    before = {a.get("id"): a for a in old or []}
+    after = {a.get("id"): a for a in new or []}
+    for ident, backend in before.items():
+        other = after.get(ident)
+        if other is None:
+            out.append("%s: audio %s (%s) disappeared" % (name, ident, backend.get("type")))
+        elif backend.get("type") != other.get("type"):
+            out.append("%s: audio %s type %s -> %s" % (name, ident, backend.get("type"), other.get("type")))
+    for ident, backend in after.items():
+        if ident not in before:
+            out.append("%s: audio %s (%s) appeared" % (name, ident, backend.get("type")))
+    return out
 
 
 def facts_diff(before, after):
@@ -40,7 +70,9 @@ def facts_diff(before, after):
         for index, (dev, odev) in enumerate(zip(devs, odevs)):
             for key in DEVICE_KEYS:
                 if dev.get(key) != odev.get(key):
-                    out.append("%s: device %d (%s) %s %s -> %s" % (name, index, _label(dev), key, dev.get(key), odev.get(key)))
+                    out.append("%s: device %d (%s) %s %s -> %s" % (
+                        name, index, _label(dev), key, _shown(dev.get(key)), _shown(odev.get(key))))
+        out.extend(_audio(name, dom.get("audio"), other.get("audio")))
     for uuid, dom in sorted(new.items(), key=lambda kv: kv[1]["name"]):
         if uuid not in old:
             out.append("%s: domain appeared" % dom["name"])

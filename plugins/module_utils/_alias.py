@@ -8,222 +8,29 @@ libvirt (>= 3.9, formatdomain.html "Devices": alias) keeps a user alias only whe
 duplicate ("non unique alias detected", VIR_ERR_CONFIG_UNSUPPORTED). The alias is used in device
 events and in virDomainDetachDeviceAlias, which is why every device should carry one.
 
-Derivation (most stable identity first; the first one a device has wins):
-
-| type        | prefix    | basis, in order of precedence                                   |
-|-------------|-----------|-----------------------------------------------------------------|
-| disk        | disk      | serial, wwn, source (file/dev/volume/network), target dev      |
-| interface   | net       | virtualport interfaceid, MAC, source network/bridge/dev        |
-| hostdev     | hostdev   | source address (PCI, USB vendor:product, SCSI, mdev UUID)       |
-| filesystem  | fs        | target dir (the mount tag), source                              |
-| redirdev    | redir     | bus and n-th redirdev of that bus                               |
-| rng         | rng       | backend (e.g. /dev/urandom) and n-th rng                        |
-| channel     | channel   | target name (e.g. org.qemu.guest_agent.0), else n-th channel    |
-| controller  | ctl       | type and index (not PCI controllers, whose alias is QEMU's bus) |
-| watchdog    | watchdog  | model                                                          |
-| shmem       | shmem     | name                                                           |
-| input       | input     | type, bus and n-th of those                                     |
-| vsock       | vsock     | n-th vsock                                                     |
-
-Identities that are already safe tokens (UUIDs, serials, WWNs, names) are used as they are after
-replacing characters outside ``[A-Za-z0-9_-]`` with ``-`` (MACs lose their colons). Paths use
-their last component plus the first 8 hex digits of the SHA-256 of the whole value, so two
-``disk.img`` in different directories differ. Anything longer than 48 characters is cut and gets
-the same hash suffix.
-
-Two devices that derive the same alias (e.g. two interfaces sharing a MAC on different networks)
-are disambiguated deterministically in document order: the first keeps the alias, the next get
-``-2``, ``-3``, ... skipping any alias already in use in the domain.
+The alias a device derives (the table of bases, slugs, disambiguation: :func:`derive`,
+:func:`assign`) is defined in ``_select``, next to device lookup, which falls back to it: lookup
+must not depend on this planner. This module is the policy: which device types get aliases,
+explicit assignments, ``replace``, and the changes (rules) it plans.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml, _select
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _select
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import PENDING, SKIPPED, Change, Edit
 
-ALIAS_RE = re.compile(r"ua-[A-Za-z0-9_-]+")  # used with fullmatch: "$" would accept a trailing newline
-PREFIX = "ua-"
-MAX_SLUG = 48
 ALIAS_BEFORE = ("master", "rom", "address", "acpi")
 
-KIND_PREFIX = {
-    "disk": "disk", "interface": "net", "hostdev": "hostdev", "filesystem": "fs", "redirdev": "redir",
-    "rng": "rng", "channel": "channel", "controller": "ctl", "watchdog": "watchdog", "shmem": "shmem",
-    "input": "input", "vsock": "vsock",
-}
+# The derivation lives in _select (device lookup); these names stay part of this module's API.
+ALIAS_RE, PREFIX, MAX_SLUG, KIND_PREFIX = _select.ALIAS_RE, _select.PREFIX, _select.MAX_SLUG, _select.KIND_PREFIX
+is_valid, slug, basis, derive = _select.is_valid, _select.slug, _select.basis, _select.derive
+disambiguate, assign, derived_aliases = _select.disambiguate, _select.assign, _select.derived_aliases
+_hash8, _aliasable = _select.hash8, _select.aliasable
+
 SUPPORTED_TYPES = tuple(KIND_PREFIX)
 # Hot-pluggable with libvirt's QEMU driver and with a stable identity: the default.
 DEFAULT_TYPES = ("disk", "interface", "hostdev", "filesystem", "redirdev", "rng", "channel")
-
-
-def is_valid(alias):
-    return bool(alias) and bool(ALIAS_RE.fullmatch(alias))
-
-
-def _hash8(value):
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:8]
-
-
-def slug(value, path_like=False):
-    """A token of ``[A-Za-z0-9_-]`` for ``value`` (see module docstring)."""
-    value = str(value)
-    base = value.rstrip("/").rsplit("/", 1)[-1] if path_like and "/" in value else value
-    token = re.sub(r"[^A-Za-z0-9_-]+", "-", base).strip("-") or "x"
-    if (path_like and "/" in value) or len(token) > MAX_SLUG:
-        token = "%s-%s" % (token[:MAX_SLUG - 9].rstrip("-") or "x", _hash8(value))
-    return token
-
-
-def _ordinal(el, same):
-    """1-based position of ``el`` among its siblings for which ``same(sibling)`` holds."""
-    n = 0
-    for sib in el.getparent():
-        if isinstance(sib.tag, str) and sib.tag == el.tag and same(sib):
-            n += 1
-        if sib is el:
-            return n
-    return n
-
-
-def basis(el, ident):
-    """(key, token) the alias derives from, or None for devices that must not be aliased."""
-    kind = el.tag
-    if kind == "disk":
-        for key in ("serial", "wwn"):
-            if ident.get(key):
-                return key, slug(ident[key])
-        if ident.get("source"):
-            return "source", slug(ident["source"], path_like=True)
-        if ident.get("target"):
-            return "target", slug(ident["target"])
-        return "ordinal", str(_ordinal(el, lambda s: True))
-    if kind == "interface":
-        if ident.get("interfaceid"):
-            return "interfaceid", slug(ident["interfaceid"])
-        if ident.get("mac"):
-            return "mac", slug(ident["mac"].replace(":", "").lower())
-        if ident.get("source"):
-            return "source", slug(ident["source"], path_like=True)
-        return "ordinal", str(_ordinal(el, lambda s: True))
-    if kind == "hostdev":
-        if ident.get("source"):
-            return "source", slug(ident["source"].replace(":", "-").replace(".", "-"))
-        return "ordinal", str(_ordinal(el, lambda s: True))
-    if kind == "filesystem":
-        tgt = _domxml.attr(el, "target", "dir")
-        if tgt:
-            return "target", slug(tgt, path_like="/" in tgt)
-        return "source", slug(ident.get("source") or "fs", path_like=True)
-    if kind == "redirdev":
-        bus = el.get("bus", "usb")
-        return "ordinal", "%s-%d" % (slug(bus), _ordinal(el, lambda s: s.get("bus", "usb") == bus))
-    if kind == "rng":
-        backend = _domxml.text(el, "backend") or el.findtext("backend/source") or _domxml.attr(el, "backend", "model") or "rng"
-        return "source", "%s-%d" % (slug(backend, path_like=True), _ordinal(el, lambda s: True))
-    if kind == "channel":
-        name = _domxml.attr(el, "target", "name")
-        if name:
-            return "target", slug(name)
-        return "ordinal", str(_ordinal(el, lambda s: True))
-    if kind == "controller":
-        if el.get("type") == "pci":
-            return None  # libvirt names PCI buses after their controller's alias
-        return "index", "%s-%s" % (slug(el.get("type", "ctl")), slug(el.get("index", "0")))
-    if kind == "watchdog":
-        return "model", slug(el.get("model", "watchdog"))
-    if kind == "shmem":
-        return "name", slug(el.get("name") or str(_ordinal(el, lambda s: True)))
-    if kind == "input":
-        kind_bus = (el.get("type", ""), el.get("bus", ""))
-        n = _ordinal(el, lambda s: (s.get("type", ""), s.get("bus", "")) == kind_bus)
-        return "ordinal", "%s-%s-%d" % (slug(kind_bus[0] or "input"), slug(kind_bus[1] or "default"), n)
-    if kind == "vsock":
-        return "ordinal", str(_ordinal(el, lambda s: True))
-    return None
-
-
-def derive(el, ident):
-    """(alias, basis key) for one device, before disambiguation, or (None, None)."""
-    found = basis(el, ident)
-    if found is None:
-        return None, None
-    key, token = found
-    return "%s%s-%s" % (PREFIX, KIND_PREFIX[el.tag], token), key
-
-
-def disambiguate(wanted, taken):
-    """``wanted`` if free, else ``wanted-2``, ``wanted-3``, ... (adds the result to ``taken``)."""
-    alias, n = wanted, 1
-    while alias in taken:
-        n += 1
-        alias = "%s-%d" % (wanted, n)
-    taken.add(alias)
-    return alias
-
-
-def assign(devs, explicit=None, replace=False, reserved=()):
-    """The alias every device of ``devs`` should carry: the one source of truth for planning
-    and for lookups, so a lookup by a derived alias finds the device that will get it.
-
-    ``devs`` are ``_select.entries`` of one domain (aliasable devices only), ``explicit`` maps a
-    path to a requested alias, ``reserved`` holds aliases of the domain's other devices. Returns
-    path -> (alias, basis key); the basis is ``alias`` for an alias that is kept and ``aliases``
-    for an explicit request. Kept: a valid alias whose device is its first holder, unless
-    ``replace`` re-aliases it (to the request, or to the derived alias). Everything else derives
-    its alias and is disambiguated in document order against every alias in use.
-    """
-    explicit = explicit or {}
-    keep, seen = {}, set()
-    for path, el, ident in devs:
-        cur = ident.get("alias")
-        if not is_valid(cur) or cur in seen:
-            continue
-        seen.add(cur)
-        if path in explicit:
-            if explicit[path] == cur or not replace:  # the same, or a mismatch reported, not applied
-                keep[path] = cur
-            continue
-        if replace and cur != derive(el, ident)[0]:
-            continue
-        keep[path] = cur
-    taken = set(reserved) | set(keep.values()) | set(explicit.values())
-    out = {}
-    for path, el, ident in devs:
-        if path in keep:
-            base, key = derive(el, ident)
-            out[path] = (keep[path], key if keep[path] == base else "alias")
-        elif path in explicit:
-            out[path] = (explicit[path], "aliases")
-        else:
-            base, key = derive(el, ident)
-            if base is not None:
-                out[path] = (disambiguate(base, taken), key)
-    return out, keep
-
-
-def derived_aliases(devs):
-    """Map path -> (alias, basis key): the alias :func:`assign` gives every aliasable device."""
-    return assign(_aliasable(devs))[0]
-
-
-def find(devs, selector):
-    """``_select.match`` with the alias fallback.
-
-    A requested alias that no device carries is looked for, in this order, as the alias a device
-    is given by :func:`assign` (what virt_device_alias would set), then as the alias a device
-    derives from its identity (its serial, MAC, ...: so a device that keeps another alias is
-    still found by its derived one). ``matched_by`` names the identity key.
-    """
-    bases = {path: derive(el, ident) for path, el, ident in _aliasable(devs)}
-    return _select.match(devs, selector, (derived_aliases(devs), bases))
-
-
-def _aliasable(entries):
-    return [e for e in entries if derive(e[1], e[2])[0] is not None]
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -252,7 +59,7 @@ def resolve_explicit(devs, assignments, domain):
     by_path, by_alias = {}, {}
     for index, selector, alias in assignments:
         where = "aliases[%d] (domain %s, match %s)" % (index, domain, _select.describe_selector(selector))
-        found, _key = find(devs, selector)
+        found, _key = _select.find(devs, selector)
         if not found:
             raise InvalidRequest("%s selects no device of the chosen device_types. List the domain's devices "
                                  "with virtfleet.libvirt.virt_domain_info and fix the match." % where)

@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _domxml, _select
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml, _select
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import write_backup
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
     ConnectionLost,
@@ -114,14 +114,14 @@ def resolve(state, selectors):
     for index, selector in enumerate(selectors):
         where = "devices[%d] (%s)" % (index, _select.describe_selector(selector))
         target = Target(index=index, selector=dict(selector))
-        found, key = _alias.find(pers, selector)
+        found, key = _select.find(pers, selector)
         entry = _one(found, where, state.name)
         if entry is not None:
             _set_persistent(target, entry, key)
             if paired.get(entry[0]) is not None:
                 _set_live(target, paired[entry[0]])
         elif live:
-            found, key = _alias.find(live, selector)
+            found, key = _select.find(live, selector)
             entry = _one(found, where, "the running " + state.name)
             if entry is not None:
                 _set_live(target, entry, key)
@@ -203,7 +203,7 @@ def _still_live(adapter, dom, target):
     live = _select.entries(_domxml.parse(xml))
     if target.live_alias:
         return any(e[2].get("alias") == target.live_alias for e in live)
-    found, _key = _alias.find(live, target.selector)
+    found, _key = _select.find(live, target.selector)
     return bool(found)
 
 
@@ -346,7 +346,7 @@ def _verify_persistent(adapter, dom, state, targets, result):
         if target.persistent_alias:
             found = any(e[2].get("alias") == target.persistent_alias for e in entries)
         else:
-            found = bool(_alias.find(entries, target.selector)[0])
+            found = bool(_select.find(entries, target.selector)[0])
         target.result["verified"] = not found
         if found:
             target.result["persistent"] = FAILED

@@ -6,16 +6,88 @@
 These facts are what the rolling-upgrade playbook compares before and after a host upgrade, so
 every value comes from libvirt's XML as written (never a default we invent), keys are always
 present (None when absent) and devices are listed in document order.
+
+Every child of ``<devices>`` is a device here except ``<emulator>`` (a setting) and ``<audio>``:
+besides the attachable kinds of ``_domxml.ATTACHABLE_KINDS`` (which the alias rule uses), also
+graphics, leases, USB redirection filters and the rest (:data:`INFO_ONLY_KINDS`), so that a
+change to any of them shows in the before/after comparison. Audio backends are host-side
+objects that sound and graphics devices refer to by id (libvirt 9.0 adds one by itself), so
+they are listed by id in the domain's ``audio``, not among the devices. Secrets are never read
+(graphics passwords: only type, ports, autoport and the listen address are). Device lookup
+(:func:`lookup`) stays on the attachable kinds, through ``_select``.
 """
 
 from __future__ import annotations
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _diskio, _domxml, _select
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _diskio, _domxml, _select
 
 DEVICE_KEYS = ("kind", "index", "path", "target", "bus", "address", "alias", "live_alias", "serial", "wwn",
                "mac", "source", "model", "interfaceid", "device", "subsystem")
-# Compared between the persistent and the live definition of a running domain.
-COMPARED = ("alias", "address", "source", "mac", "target", "model", "cache", "io")
+# Children of <devices> that ATTACHABLE_KINDS leaves out. libvirt 9.0's schema (formatdomain
+# "Devices") has lease, graphics, redirfilter and nvram (pSeries), and audio (audio_backends);
+# crypto and pstore come with later releases, which a rolling upgrade may bring. Any other
+# element is listed too.
+INFO_ONLY_KINDS = ("lease", "graphics", "redirfilter", "nvram", "crypto", "pstore")
+NOT_DEVICES = ("emulator", "audio")
+# Keys only some kinds have, besides DEVICE_KEYS (disks: see _diskio.describe and "format").
+KIND_KEYS = {
+    "graphics": ("type", "port", "tls_port", "autoport", "listen"),
+    "lease": ("lockspace", "key", "target_path", "offset"),
+    "redirfilter": ("usbdev",),
+    "crypto": ("type",),
+}
+USBDEV_KEYS = ("class", "vendor", "product", "version", "allow")
+# Compared between the persistent and the live definition of a running domain (graphics ports
+# are not: with autoport the definition says -1 and the running domain the port it got).
+COMPARED = ("alias", "address", "source", "mac", "target", "model", "cache", "io",
+            "type", "listen", "lockspace", "key", "target_path", "offset", "usbdev")
+
+
+def entries(root):
+    """[(path, element, identity)] of every device (see the module docstring) in document order."""
+    devs = root.find("devices")
+    if devs is None:
+        return []
+    tree = root.getroottree()
+    out = []
+    for el in devs:
+        if isinstance(el.tag, str) and el.tag not in NOT_DEVICES:
+            path = tree.getpath(el)
+            out.append((path, el, _domxml.identity(el, path)))
+    return out
+
+
+def _listen(el):
+    """Where graphics listen: an address, ``network:NAME``, ``socket:PATH`` or ``none``; None: the default."""
+    node = el.find("listen")
+    if node is None:
+        if el.get("socket"):
+            return "socket:%s" % el.get("socket")
+        return el.get("listen")
+    kind = node.get("type", "address")
+    if kind == "network":
+        return "network:%s" % node.get("network")
+    if kind == "socket":
+        return "socket:%s" % node.get("socket") if node.get("socket") else "socket"
+    if kind == "none":
+        return "none"
+    return node.get("address") or el.get("listen")
+
+
+def _kind_facts(el):
+    """The keys of KIND_KEYS for ``el`` (never a password: only named attributes are read)."""
+    kind = el.tag
+    if kind == "graphics":
+        return {"type": el.get("type"), "port": el.get("port"), "tls_port": el.get("tlsPort"),
+                "autoport": el.get("autoport"), "listen": _listen(el)}
+    if kind == "lease":
+        return {"lockspace": _domxml.text(el, "lockspace"), "key": _domxml.text(el, "key"),
+                "target_path": _domxml.attr(el, "target", "path"), "offset": _domxml.attr(el, "target", "offset")}
+    if kind == "redirfilter":
+        return {"usbdev": [{key: rule.get(key) for key in USBDEV_KEYS} for rule in el.findall("usbdev")]}
+    if kind == "crypto":
+        return {"type": el.get("type")}
+    return {}
 
 
 def _model(el, ident):
@@ -23,6 +95,10 @@ def _model(el, ident):
         return ident.get("model")
     if el.tag in ("controller", "rng", "watchdog", "sound", "video", "memballoon", "tpm", "input"):
         return el.get("model") or _domxml.attr(el, "model", "type") or el.get("type")
+    if el.tag == "crypto":
+        return el.get("model")
+    if el.tag == "pstore":
+        return el.get("backend")
     return None
 
 
@@ -34,6 +110,9 @@ def _device(index, path, el, ident):
         cache, io = _domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io")
         item.update(_diskio.describe(cache, io))  # effective cache/io and blockdev flags
         item["format"] = _domxml.attr(el, "driver", "type")
+    elif el.tag == "pstore":
+        item["source"] = _domxml.text(el, "path")
+    item.update(_kind_facts(el))
     return item
 
 
@@ -41,7 +120,7 @@ def domain_facts(state, lookups=()):
     """Facts of one domain: identity, machine, and every device with persistent/live aliases."""
     root = state.inactive_root()
     os_type = root.find("os/type")
-    devs = _select.entries(root)
+    devs = entries(root)
     facts = {
         "name": state.name,
         "uuid": state.uuid,
@@ -53,11 +132,12 @@ def domain_facts(state, lookups=()):
         "arch": os_type.get("arch") if os_type is not None else None,
         "devices": [_device(i, p, el, ident) for i, (p, el, ident) in enumerate(devs)],
         "live_only_devices": [],
+        "audio": audio_backends(root),
     }
     live_devs = []
     if state.active and state.live_xml:
         live_root = state.live_root()
-        live_devs = _select.entries(live_root)
+        live_devs = entries(live_root)
         paired, live_only = _select.pair_live(devs, live_devs)
         for item in facts["devices"]:
             other = paired.get(item["path"])
@@ -75,16 +155,27 @@ def domain_facts(state, lookups=()):
             live_item = _device(None, entry[0], entry[1], entry[2])
             live_item.update(persistent=False, live=True, live_alias=live_item["alias"], alias=None)
             facts["live_only_devices"].append(live_item)
-    facts["lookup"] = [lookup(devs, live_devs, sel) for sel in lookups]
+    facts["lookup"] = [lookup(_attachable(devs), _attachable(live_devs), sel) for sel in lookups]
     return facts
+
+
+def audio_backends(root):
+    """The audio backends (``<devices><audio id= type=>``) in document order, with their path."""
+    tree = root.getroottree()
+    return [{"id": el.get("id"), "type": el.get("type"), "path": tree.getpath(el)}
+            for el in root.findall("devices/audio")]
+
+
+def _attachable(devs):
+    return [e for e in devs if e[1].tag in _domxml.ATTACHABLE_KINDS]
 
 
 def lookup(devs, live_devs, selector):
     """Which device(s) a selector finds and by which key (persistent definition first, then live)."""
-    found, key = _alias.find(devs, selector)
+    found, key = _select.find(devs, selector)
     where = "persistent"
     if not found and live_devs:
-        found, key = _alias.find(live_devs, selector)
+        found, key = _select.find(live_devs, selector)
         where = "live"
     return {
         "selector": dict(selector),

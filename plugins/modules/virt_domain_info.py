@@ -14,6 +14,11 @@ description:
   - Returns per selected domain its name, UUID, run state, domain type, machine type, architecture and every
     device in document order with its type, target, bus, address, persistent and live alias, serial, WWN,
     MAC, source, model and, for disks, cache, io and the effective blockdev flags.
+  - Every child of the C(devices) element except C(emulator) and C(audio) is listed - besides disks,
+    interfaces, host devices and the other attachable devices also graphics (type, ports, autoport, listen
+    address; never a password), leases, USB redirection filters, the pSeries NVRAM and, with libvirt
+    releases that have them, crypto and pstore devices. Audio backends, which sound and graphics devices
+    refer to by id, are listed by id in C(audio).
   - For a running domain each device is paired with its live counterpart (disk target, interface MAC,
     hostdev source, else the n-th device of that type) and C(live_differs) lists what differs (e.g. an
     alias that applies only after a cold boot). Devices hot-plugged without persisting them are in
@@ -25,7 +30,8 @@ description:
     (alias-less XML from older hosts), it falls back to the device whose derived alias it is (see
     M(virtfleet.libvirt.virt_device_alias)), that is by serial, WWN, interfaceid, MAC, host device address
     or source, and C(matched_by) names the key that matched. The persistent definition is searched first,
-    then the live one.
+    then the live one. Only attachable devices are searched (not graphics, audio backends, leases, USB
+    redirection filters, NVRAM, crypto or pstore devices).
 author:
   - virtfleet contributors (@virtfleet)
 extends_documentation_fragment:
@@ -110,10 +116,25 @@ domains:
           C(live_differs) (keys that differ live).
         - Disks also have C(cache), C(io) (effective values), C(cache_set), C(io_set), C(writeback),
           C(direct), C(no_flush) and C(format).
+        - Graphics also have C(type), C(port), C(tls_port), C(autoport) and C(listen) (the listen address,
+          V(network:NAME), V(socket:PATH) or V(none); V(null) for the host's default), as libvirt writes them
+          (V(-1) is the port of an autoport definition). A graphics password is never returned.
+        - Leases also have C(lockspace), C(key), C(target_path) and C(offset).
+        - USB redirection filters also have C(usbdev), the filter rules in order, each a dict of the rule's
+          class, vendor, product, version and allow attributes (V(null) when absent).
+        - Crypto devices also have C(type); their C(model) is the device model. A pstore device's C(model) is
+          its backend and its C(source) its path.
       type: list
       elements: dict
     live_only_devices:
       description: Devices of the running domain that are not in its persistent definition (same keys).
+      type: list
+      elements: dict
+    audio:
+      description:
+        - The audio backends of the persistent definition (C(<audio>) elements, which sound and graphics
+          devices refer to by id) in document order, each with C(id), C(type) (e.g. V(none), V(spice),
+          V(pulseaudio)) and C(path).
       type: list
       elements: dict
     lookup:

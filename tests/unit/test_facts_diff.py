@@ -51,3 +51,111 @@ def test_device_order_alias_mac_and_domain_set_changes():
 
 def test_registered_as_a_filter():
     assert FilterModule().filters()["facts_diff"] is facts_diff
+
+
+# --- graphics, leases, USB redirection filters (virt_domain_info lists them too), audio backends ----------
+
+GFX = {"kind": "graphics", "path": "/domain/devices/graphics", "target": None, "address": None, "alias": None,
+       "mac": None, "bus": None, "source": None, "model": None,
+       "type": "vnc", "port": "-1", "tls_port": None, "autoport": "yes", "listen": "127.0.0.1"}
+LEASE = {"kind": "lease", "path": "/domain/devices/lease", "alias": None, "target": None, "lockspace": "somearea",
+         "key": "somekey", "target_path": "/some/lease/path", "offset": "1024"}
+FILTER = {"kind": "redirfilter", "path": "/domain/devices/redirfilter", "alias": None, "target": None, "usbdev": [
+    {"class": "0x08", "vendor": "0x1234", "product": "0xbeef", "version": "2.0", "allow": "yes"},
+    {"class": None, "vendor": None, "product": None, "version": None, "allow": "no"}]}
+
+
+def _with_more():
+    before = copy.deepcopy(BEFORE)
+    before["domains"][0]["devices"] += copy.deepcopy([GFX, LEASE, FILTER])
+    before["domains"][0]["audio"] = [{"id": "1", "type": "spice", "path": "/domain/devices/audio"}]
+    return before
+
+
+def _changed(**changes):
+    before = _with_more()
+    after = copy.deepcopy(before)
+    devs = {d["kind"]: d for d in after["domains"][0]["devices"]}
+    for kind_key, value in changes.items():
+        kind, key = kind_key.split("__")
+        devs[kind][key] = value
+    return facts_diff(before, after)
+
+
+def test_more_kinds_unchanged_give_no_differences():
+    before = _with_more()
+    assert facts_diff(before, copy.deepcopy(before)) == []
+
+
+def test_graphics_changes_are_named():
+    assert _changed(graphics__listen="0.0.0.0") == [
+        "web01: device 2 (graphics vnc) listen 127.0.0.1 -> 0.0.0.0"]
+    assert _changed(graphics__type="spice", graphics__port="5901", graphics__tls_port="5902",
+                    graphics__autoport="no") == [
+        "web01: device 2 (graphics vnc) type vnc -> spice",
+        "web01: device 2 (graphics vnc) port -1 -> 5901",
+        "web01: device 2 (graphics vnc) tls_port None -> 5902",
+        "web01: device 2 (graphics vnc) autoport yes -> no",
+    ]
+
+
+def test_lease_and_redirfilter_changes_are_named():
+    assert _changed(lease__lockspace="other", lease__key="k2", lease__target_path="/other", lease__offset="0") == [
+        "web01: device 3 (lease /some/lease/path) lockspace somearea -> other",
+        "web01: device 3 (lease /some/lease/path) key somekey -> k2",
+        "web01: device 3 (lease /some/lease/path) target_path /some/lease/path -> /other",
+        "web01: device 3 (lease /some/lease/path) offset 1024 -> 0",
+    ]
+    rules = copy.deepcopy(FILTER["usbdev"])
+    rules[1]["allow"] = "yes"
+    assert _changed(redirfilter__usbdev=rules) == [
+        "web01: device 4 (redirfilter /domain/devices/redirfilter) usbdev "
+        "[class=0x08 vendor=0x1234 product=0xbeef version=2.0 allow=yes, allow=no] -> "
+        "[class=0x08 vendor=0x1234 product=0xbeef version=2.0 allow=yes, allow=yes]"]
+
+
+def test_a_graphics_device_that_appears_is_counted_and_named():
+    before = copy.deepcopy(BEFORE)
+    after = copy.deepcopy(BEFORE)
+    after["domains"][0]["devices"][1:1] = [copy.deepcopy(GFX)]
+    diff = facts_diff(before, after)
+    assert diff[0] == "web01: 2 devices -> 3"
+    assert "web01: device 1 (interface 52:54:00:00:00:01) kind interface -> graphics" in diff
+
+
+def test_audio_backends_are_compared_by_id():
+    before = _with_more()
+    after = copy.deepcopy(before)
+    after["domains"][0]["audio"] = [{"id": "2", "type": "none", "path": "/domain/devices/audio[1]"},
+                                    {"id": "1", "type": "none", "path": "/domain/devices/audio[2]"}]
+    assert facts_diff(before, after) == ["web01: audio 1 type spice -> none", "web01: audio 2 (none) appeared"]
+    after["domains"][0]["audio"] = []
+    assert facts_diff(before, after) == ["web01: audio 1 (spice) disappeared"]
+    # one libvirt adds by itself after the upgrade is seen; facts without the key compare as none
+    plain = copy.deepcopy(BEFORE)
+    added = copy.deepcopy(BEFORE)
+    added["domains"][1]["audio"] = [{"id": "1", "type": "none", "path": "/domain/devices/audio"}]
+    assert facts_diff(plain, added) == ["db01: audio 1 (none) appeared"]
+    assert facts_diff(plain, copy.deepcopy(plain)) == []
+
+
+def test_facts_of_virt_domain_info_round_trip():
+    # the facts _info returns for a domain with every kind compare clean with themselves, and a changed
+    # listen address in the definition is seen
+    from ansible_collections.virtfleet.libvirt.plugins.module_utils import _info
+    from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
+
+    xml = ("<domain type='kvm'><name>web01</name><devices>"
+           "<lease><lockspace>a</lockspace><key>k</key><target path='/l'/></lease>"
+           "<graphics type='vnc' port='-1' autoport='yes'><listen type='address' address='127.0.0.1'/></graphics>"
+           "<audio id='1' type='none'/><redirfilter><usbdev allow='yes'/></redirfilter></devices></domain>")
+    moved = (xml.replace("127.0.0.1", "0.0.0.0").replace("<usbdev allow='yes'/>", "<usbdev allow='no'/>")
+             .replace("type='none'", "type='spice'"))
+    before = [_info.domain_facts(DomainState("web01", "u1", False, True, xml))]
+    after = [_info.domain_facts(DomainState("web01", "u1", False, True, moved))]
+    assert facts_diff(before, before) == []
+    assert facts_diff(before, after) == [
+        "web01: device 1 (graphics vnc) listen 127.0.0.1 -> 0.0.0.0",
+        "web01: device 2 (redirfilter /domain/devices/redirfilter) usbdev [allow=yes] -> [allow=no]",
+        "web01: audio 1 type none -> spice",
+    ]

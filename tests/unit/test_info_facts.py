@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 import yaml
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _domxml, _info, _select
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml, _info, _select
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
 from ansible_collections.virtfleet.libvirt.plugins.modules import virt_domain_info
 
 from _support import read_golden
 
-H = _alias._hash8
+H = _select.hash8
 NAME, UUID = "web02", "7c1b4d1e-4a55-4e0f-9a0e-3f2b1c0d9e07"
 
 
@@ -30,6 +31,12 @@ DOMAIN_KEYS = sorted(_doc_return()["domains"]["contains"])
 _DEV_DOC = _doc_return()["domains"]["contains"]["devices"]["description"]
 DEVICE_KEYS = _c_names(_DEV_DOC[0])
 DISK_KEYS = _c_names(_DEV_DOC[1])
+# "Graphics also have C(type), ...": the keys only some kinds have, as documented
+_KIND_LINES = {"graphics": "Graphics", "lease": "Leases", "redirfilter": "USB redirection filters",
+               "crypto": "Crypto devices"}
+KIND_KEYS = {kind: _c_names(next(line for line in _DEV_DOC if line.startswith(label + " also have")).split(";")[0])
+             for kind, label in _KIND_LINES.items()}
+N_DEVICES = 28   # alias-running-in.xml: 27 attachable devices and the graphics
 
 
 def running(inactive="alias-running-in.xml", live="alias-running-live.xml"):
@@ -52,15 +59,24 @@ def test_documented_keys_are_what_the_doc_says():
     # guard for the doc parsing itself
     assert DEVICE_KEYS[:4] == ["kind", "index", "path", "target"] and DEVICE_KEYS[-1] == "live_differs"
     assert DISK_KEYS == ["cache", "io", "cache_set", "io_set", "writeback", "direct", "no_flush", "format"]
+    assert KIND_KEYS == {"graphics": ["type", "port", "tls_port", "autoport", "listen"],
+                         "lease": ["lockspace", "key", "target_path", "offset"], "redirfilter": ["usbdev"],
+                         "crypto": ["type"]}
+    assert _c_names(_doc_return()["domains"]["contains"]["audio"]["description"][0]) == ["id", "type", "path"]
+    assert {k: list(v) for k, v in _info.KIND_KEYS.items()} == KIND_KEYS
+
+
+def _expected_keys(dev):
+    return set(DEVICE_KEYS) | (set(DISK_KEYS) if dev["kind"] == "disk" else set()) | set(KIND_KEYS.get(dev["kind"], ()))
 
 
 @pytest.mark.parametrize("state", [running(), shut_off()], ids=["running", "shut-off"])
 def test_every_documented_key_for_every_device(state):
     facts = _info.domain_facts(state)
     assert sorted(facts) == DOMAIN_KEYS
-    assert len(facts["devices"]) == 27
+    assert len(facts["devices"]) == N_DEVICES
     for dev in facts["devices"] + facts["live_only_devices"]:
-        expected = set(DEVICE_KEYS) | (set(DISK_KEYS) if dev["kind"] == "disk" else set())
+        expected = _expected_keys(dev)
         assert set(dev) == expected, (dev["path"], set(dev) ^ expected)
 
 
@@ -83,11 +99,17 @@ def test_machine_and_arch_none_when_absent():
 
 def test_devices_in_document_order_with_index_and_path():
     facts = _info.domain_facts(shut_off())
-    assert [d["index"] for d in facts["devices"]] == list(range(27))
+    assert [d["index"] for d in facts["devices"]] == list(range(N_DEVICES))
     assert [d["kind"] for d in facts["devices"][:4]] == ["disk", "disk", "controller", "controller"]
     assert facts["devices"][0]["path"] == "/domain/devices/disk[1]"
-    assert [d["path"] for d in facts["devices"]] == [e[0] for e in _select.entries(_domxml.parse(
-        read_golden("alias-running-in.xml")))]
+    root = _domxml.parse(read_golden("alias-running-in.xml"))
+    # every child of <devices> but <emulator>, in document order
+    children = [el for el in root.find("devices") if isinstance(el.tag, str) and el.tag != "emulator"]
+    assert [d["kind"] for d in facts["devices"]] == [el.tag for el in children]
+    assert [d["path"] for d in facts["devices"]] == [root.getroottree().getpath(el) for el in children]
+    # the attachable ones keep the paths lookup and the alias rule use
+    attachable = [d["path"] for d in facts["devices"] if d["kind"] != "graphics"]
+    assert attachable == [e[0] for e in _select.entries(root)]
 
 
 def test_disk_facts():
@@ -157,8 +179,11 @@ def test_running_domain_live_aliases_before_the_fix():
         # <backingStore/>) is not a difference of the definition
         assert dev["live_differs"] == [], (path, dev["live_differs"])
     assert all(d["live"] is True for d in devs.values())
-    # the graphics port differs live, but graphics is not a device with an alias: not listed
-    assert "/domain/devices/graphics" not in devs
+    # graphics are listed too; the port libvirt picked for autoport (5900 live, -1 defined) is no difference
+    gfx = devs["/domain/devices/graphics"]
+    assert {k: gfx[k] for k in KIND_KEYS["graphics"] + ["live", "live_alias", "live_differs", "alias"]} == {
+        "type": "vnc", "port": "-1", "tls_port": None, "autoport": "yes", "listen": "127.0.0.1", "live": True,
+        "live_alias": None, "live_differs": [], "alias": None}
 
 
 def test_fixed_but_not_cold_booted_domain_shows_both_aliases():
@@ -211,6 +236,148 @@ def test_live_only_devices():
     assert (hot["kind"], hot["target"], hot["index"], hot["persistent"], hot["live"], hot["alias"], hot["live_alias"],
             hot["source"], hot["path"]) == ("disk", "vdb", None, False, True, None, "virtio-disk1",
                                             "/var/lib/libvirt/images/web02-hot.raw", "/domain/devices/disk[2]")
+
+
+# --- beyond the attachable kinds: graphics, leases, redirfilters, nvram, crypto, pstore; audio backends ----
+
+SECRET = "Gfx-s3cr3t-9"
+MORE = """<domain type='kvm'>
+  <name>x</name>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'><source file='/a.img'/><target dev='vda' bus='virtio'/></disk>
+    <lease>
+      <lockspace>somearea</lockspace>
+      <key>somekey</key>
+      <target path='/some/lease/path' offset='1024'/>
+    </lease>
+    <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='%(secret)s' keymap='en-us'>
+      <listen type='address' address='127.0.0.1'/>
+    </graphics>
+    <graphics type='spice' port='5903' tlsPort='5904' autoport='no' passwd='%(secret)s'>
+      <listen type='network' network='rednet'/>
+      <channel name='main' mode='secure'/>
+    </graphics>
+    <graphics type='vnc' socket='/run/vnc.sock'/>
+    <graphics type='egl-headless'/>
+    <sound model='ich9'><audio id='1'/></sound>
+    <audio id='1' type='spice'/>
+    <audio id='2' type='file' path='/tmp/out.wav'/>
+    <redirdev bus='usb' type='spicevmc'/>
+    <redirfilter>
+      <usbdev class='0x08' vendor='0x1234' product='0xBEEF' version='2.0' allow='yes'/>
+      <usbdev allow='no'/>
+    </redirfilter>
+    <nvram><address type='spapr-vio' reg='0x00003000'/></nvram>
+    <crypto model='virtio' type='qemu'><backend model='builtin' queues='1'/></crypto>
+    <pstore backend='acpi-erst'><path>/var/lib/libvirt/qemu/nvram/x.pstore</path><size unit='KiB'>8</size></pstore>
+  </devices>
+</domain>""" % {"secret": SECRET}
+
+
+def _more(live=None, xml=MORE):
+    if live is None:
+        return DomainState("x", UUID, False, True, xml, state="shut off")
+    return DomainState("x", UUID, True, True, xml, live, "running")
+
+
+def test_every_device_kind_is_listed_in_document_order():
+    facts = _info.domain_facts(_more())
+    assert [d["kind"] for d in facts["devices"]] == [
+        "disk", "lease", "graphics", "graphics", "graphics", "graphics", "sound", "redirdev", "redirfilter", "nvram",
+        "crypto", "pstore"]
+    assert [d["index"] for d in facts["devices"]] == list(range(12))
+    assert [d["path"] for d in facts["devices"]][1:4] == [
+        "/domain/devices/lease", "/domain/devices/graphics[1]", "/domain/devices/graphics[2]"]
+    for dev in facts["devices"]:
+        assert set(dev) == _expected_keys(dev), (dev["path"], set(dev) ^ _expected_keys(dev))
+
+
+def test_graphics_facts_never_the_password():
+    facts = _info.domain_facts(_more())
+    gfx = [{k: d[k] for k in KIND_KEYS["graphics"]} for d in facts["devices"] if d["kind"] == "graphics"]
+    assert gfx == [
+        {"type": "vnc", "port": "-1", "tls_port": None, "autoport": "yes", "listen": "127.0.0.1"},
+        {"type": "spice", "port": "5903", "tls_port": "5904", "autoport": "no", "listen": "network:rednet"},
+        {"type": "vnc", "port": None, "tls_port": None, "autoport": None, "listen": "socket:/run/vnc.sock"},
+        {"type": "egl-headless", "port": None, "tls_port": None, "autoport": None, "listen": None},
+    ]
+    text = json.dumps(facts)
+    assert SECRET not in text and "passwd" not in text
+
+
+@pytest.mark.parametrize("listen,expected", [
+    ("<listen type='address' address='::1'/>", "::1"),
+    ("<listen type='address'/>", None),                           # the host's default (qemu.conf)
+    ("<listen type='socket' socket='/s'/>", "socket:/s"),
+    ("<listen type='socket'/>", "socket"),                        # a socket libvirt generates
+    ("<listen type='none'/>", "none"),
+    ("", "0.0.0.0"),                                              # only the legacy attribute
+])
+def test_graphics_listen(listen, expected):
+    attr = " listen='0.0.0.0'" if not listen else ""
+    xml = ("<domain type='kvm'><name>x</name><devices><graphics type='vnc' port='5900'%s>%s</graphics>"
+           "</devices></domain>" % (attr, listen))
+    (dev,) = _info.domain_facts(_more(xml=xml))["devices"]
+    assert dev["listen"] == expected
+
+
+def test_audio_backends_are_listed_by_id_not_as_devices():
+    facts = _info.domain_facts(_more())
+    assert facts["audio"] == [{"id": "1", "type": "spice", "path": "/domain/devices/audio[1]"},
+                              {"id": "2", "type": "file", "path": "/domain/devices/audio[2]"}]
+    assert "audio" not in [d["kind"] for d in facts["devices"] + facts["live_only_devices"]]
+    # the persistent definition's: a running domain's live-only backend is not listed
+    live = MORE.replace("</devices>", "<audio id='3' type='none'/></devices>")
+    facts = _info.domain_facts(_more(live))
+    assert [a["id"] for a in facts["audio"]] == ["1", "2"] and facts["live_only_devices"] == []
+    assert _info.domain_facts(_more(xml="<domain type='kvm'><name>x</name></domain>"))["audio"] == []
+
+
+def test_lease_redirfilter_crypto_pstore_nvram_facts():
+    devs = by_path(_info.domain_facts(_more()))
+    lease = devs["/domain/devices/lease"]
+    assert {k: lease[k] for k in KIND_KEYS["lease"]} == {
+        "lockspace": "somearea", "key": "somekey", "target_path": "/some/lease/path", "offset": "1024"}
+    assert devs["/domain/devices/redirfilter"]["usbdev"] == [
+        {"class": "0x08", "vendor": "0x1234", "product": "0xBEEF", "version": "2.0", "allow": "yes"},
+        {"class": None, "vendor": None, "product": None, "version": None, "allow": "no"}]
+    crypto = devs["/domain/devices/crypto"]
+    assert (crypto["model"], crypto["type"]) == ("virtio", "qemu")
+    pstore = devs["/domain/devices/pstore"]
+    assert (pstore["model"], pstore["source"]) == ("acpi-erst", "/var/lib/libvirt/qemu/nvram/x.pstore")
+    assert devs["/domain/devices/nvram"]["address"].startswith("spapr-vio")
+    # the sound device and its <audio id='1'/> reference are unchanged
+    assert devs["/domain/devices/sound"]["model"] == "ich9"
+
+
+def test_more_kinds_pair_with_the_running_domain():
+    live = (MORE.replace("port='-1' autoport='yes'", "port='5900' autoport='yes'")
+            .replace("<listen type='network' network='rednet'/>",
+                     "<listen type='network' network='rednet' address='192.168.100.1'/>")
+            .replace("<crypto model='virtio' type='qemu'>", "<crypto model='virtio' type='qemu'><alias name='crypto0'/>")
+            .replace("<usbdev allow='no'/>", "<usbdev allow='yes'/>"))
+    devs = by_path(_info.domain_facts(_more(live)))
+    assert all(d["live"] is True for d in devs.values())
+    # an autoport port and a network listen's address are filled in live only: no difference
+    assert devs["/domain/devices/graphics[1]"]["live_differs"] == []
+    assert devs["/domain/devices/graphics[2]"]["live_differs"] == []
+    assert devs["/domain/devices/crypto"]["live_alias"] == "crypto0"
+    assert devs["/domain/devices/redirfilter"]["live_differs"] == ["usbdev"]
+    moved = MORE.replace("<listen type='address' address='127.0.0.1'/>", "<listen type='address' address='0.0.0.0'/>")
+    devs = by_path(_info.domain_facts(_more(moved)))
+    assert devs["/domain/devices/graphics[1]"]["live_differs"] == ["listen"]
+    extra = MORE.replace("</devices>", "<graphics type='dbus'/></devices>")
+    (hot,) = _info.domain_facts(_more(extra))["live_only_devices"]
+    assert (hot["kind"], hot["type"], hot["persistent"], hot["live"]) == ("graphics", "dbus", False, True)
+
+
+def test_lookup_stays_on_attachable_devices():
+    facts = _info.domain_facts(_more(), [{"source": "/var/lib/libvirt/qemu/nvram/x.pstore"}, {"target": "vda"}])
+    assert [(r["count"], r["matched_by"]) for r in facts["lookup"]] == [(0, None), (1, "target")]
+    live = MORE.replace("<crypto model='virtio' type='qemu'>", "<crypto model='virtio' type='qemu'><alias name='crypto0'/>")
+    (got,) = _info.domain_facts(_more(live), [{"alias": "crypto0"}])["lookup"]
+    assert got["count"] == 0
 
 
 # --- lookup ---------------------------------------------------------------------------------------------

@@ -1,18 +1,20 @@
-"""_select: selector validation, match (alias first, then the derived-alias fallback), and pairing of the
+"""_select: selector validation, match and find (alias first, then the derived-alias fallback), and pairing of the
 persistent definition's devices with the running domain's (pair_live)."""
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 from hypothesis import given, strategies as st
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _domxml, _plan, _select
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _detach, _domxml, _info, _plan, _select
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
 
 from _support import read_golden
 
-H = _alias._hash8
+H = _select.hash8
 
 DOMAIN = """<domain type='kvm'>
   <name>db01</name>
@@ -83,7 +85,7 @@ def devs():
 @pytest.fixture(scope="module")
 def derived(devs):
     # _select.match takes a sequence of fallback maps; one tier here
-    return (_alias.derived_aliases(devs),)
+    return (_select.derived_aliases(devs),)
 
 
 def paths(found):
@@ -163,7 +165,7 @@ def test_alias_fallback_by_source_path(devs, derived):
     assert _select.match(devs, {"alias": alias}, derived) == ([], None)
     no_serial = _select.entries(_domxml.parse(DOMAIN.replace("<serial>5d3c1a0e-8c1f-4b43-9a57-0d0c6f7b2a11</serial>",
                                                              "")), kinds=("disk",))
-    found, key = _select.match(no_serial, {"alias": alias}, (_alias.derived_aliases(no_serial),))
+    found, key = _select.match(no_serial, {"alias": alias}, (_select.derived_aliases(no_serial),))
     assert (paths(found), key) == (["/domain/devices/disk[2]"], "source")
 
 
@@ -339,8 +341,8 @@ def _planned(xml):
 
 def _fallback(xml, alias):
     devs = [d for d in _select.entries(_domxml.parse(xml), kinds=_alias.DEFAULT_TYPES)
-            if _alias.derive(d[1], d[2])[0] is not None]
-    found, key = _select.match(devs, {"alias": alias}, (_alias.derived_aliases(devs),))
+            if _select.derive(d[1], d[2])[0] is not None]
+    found, key = _select.match(devs, {"alias": alias}, (_select.derived_aliases(devs),))
     return paths(found), key
 
 
@@ -389,3 +391,58 @@ def test_fallback_agrees_with_what_virt_device_alias_assigns_when_a_device_keeps
     assert planned == {"/domain/devices/interface[1]": "ua-uplink",
                        "/domain/devices/interface[2]": "ua-net-525400123456"}
     assert _fallback(xml, "ua-net-525400123456") == (["/domain/devices/interface[2]"], "mac")
+
+
+# --- find: the one lookup (match with both fallback tiers), and who depends on whom ----------------------
+
+def test_find_is_match_with_the_assigned_then_the_derived_alias():
+    # the 1st NIC keeps a foreign alias: the alias it derives still finds it (2nd tier), while the
+    # alias virt_device_alias gives the 2nd NIC finds the 2nd one (1st tier)
+    devs = _select.entries(_domxml.parse(_xml([("nic", M2, "a"), ("nic", M2, "b")], with_alias=["ua-uplink", None])))
+    selectors = [{"alias": "ua-uplink"}, {"alias": "ua-net-525400123456"}, {"alias": "ua-net-525400123456-2"},
+                 {"mac": M2.upper()}, {"alias": "ua-nope"}]
+    assert [(paths(f), k) for f, k in (_select.find(devs, s) for s in selectors)] == [
+        (["/domain/devices/interface[1]"], "alias"), (["/domain/devices/interface[2]"], "mac"),
+        ([], None), (["/domain/devices/interface[1]", "/domain/devices/interface[2]"], "mac"), ([], None)]
+    bases = {p: _select.derive(el, i) for p, el, i in _select.aliasable(devs)}
+    assert bases["/domain/devices/interface[1]"] == ("ua-net-525400123456", "mac")
+    assert _select.find(devs, {"alias": "ua-net-525400123456"}) == _select.match(
+        devs, {"alias": "ua-net-525400123456"}, (_select.derived_aliases(devs), bases))
+
+
+def test_find_skips_devices_that_derive_no_alias():
+    xml = ("<domain type='kvm'><name>x</name><devices><controller type='pci' index='0' model='pcie-root'/>"
+           "<controller type='usb' index='0' model='qemu-xhci'/></devices></domain>")
+    devs = _select.entries(_domxml.parse(xml))
+    assert [e[0] for e in _select.aliasable(devs)] == ["/domain/devices/controller[2]"]
+    assert paths(_select.find(devs, {"alias": "ua-ctl-usb-0"})[0]) == ["/domain/devices/controller[2]"]
+    assert _select.find(devs, {"alias": "ua-ctl-pci-0"}) == ([], None)
+
+
+def test_the_planner_reuses_the_lookup_derivation():
+    # one derivation: what _alias plans is what _select looks up
+    for name in ("is_valid", "slug", "basis", "derive", "disambiguate", "assign", "derived_aliases", "KIND_PREFIX",
+                 "ALIAS_RE", "PREFIX", "MAX_SLUG"):
+        assert getattr(_alias, name) is getattr(_select, name), name
+    assert _alias._hash8 is _select.hash8
+    assert not hasattr(_alias, "find")
+
+
+def _imported_module_utils(module):
+    with open(module.__file__, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and "module_utils" in node.module:
+            if node.module.endswith("module_utils"):
+                names.update(a.name for a in node.names)
+            else:
+                names.add(node.module.rsplit(".", 1)[1])
+    return names
+
+
+def test_lookup_and_its_users_do_not_depend_on_the_alias_planner():
+    assert "_alias" not in _imported_module_utils(_select)
+    assert "_alias" not in _imported_module_utils(_info)
+    assert "_alias" not in _imported_module_utils(_detach)
+    assert "_select" in _imported_module_utils(_alias)
