@@ -22,12 +22,15 @@ from jinja2 import Environment
 
 from ansible.errors import AnsibleFilterError
 
-SCHEMA_VERSION = "1.0"
-CHECKS = ("aliases", "disk_io")
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _vocab
+
+SCHEMA_VERSION = "1.1"
+# The vocabulary is the engine's (module_utils/_vocab.py), never re-declared here.
+CHECKS = _vocab.CHECKS
 # Finding statuses, worst first; ``compliant`` is a domain without findings.
-STATUSES = ("failed", "drift", "pending", "skipped", "fixed")
-GATING = ("failed", "drift")  # statuses that fail a gate (report_fail_on_drift)
-DOMAIN_STATUSES = STATUSES + ("compliant",)
+STATUSES = _vocab.WORST_FIRST
+GATING = _vocab.GATING  # statuses that fail a gate (report_fail_on_drift)
+DOMAIN_STATUSES = STATUSES + (_vocab.COMPLIANT,)
 HOST_STATUSES = ("ok", "failed", "unreachable")
 FINDING_KEYS = ("check", "rule", "status", "pending_restart", "device", "current", "desired", "message")
 UNREACHABLE_ERROR = ("no virtfleet_audit_result: the host was unreachable, or the audit/remediate role did not "
@@ -108,7 +111,8 @@ def _host_entry(host, result):
         names = [str(d) for d in check.get("domains") or [] if d is not None]
         domain_names.extend((n, name) for n in names)
         checks[name] = {"changed": bool(check.get("changed")), "failed": bool(check.get("failed")),
-                        "msg": check.get("msg"), "domains": len(names),
+                        "msg": check.get("msg"),
+                        "domains": len(names) if "domains" in check else len(result.get("domains") or []),
                         "summary": check.get("summary") if isinstance(check.get("summary"), dict) else {}}
         if check.get("failed"):
             errors.append("%s: %s" % (name, check.get("msg") or "failed"))
@@ -131,6 +135,13 @@ def _host_entry(host, result):
             entry["uuid"] = uuid
         return entry
 
+    # virt_policy (one call for every check) returns each selected domain once, with its UUID.
+    for raw in result.get("domains") or []:
+        if isinstance(raw, dict) and raw.get("name"):
+            entry = domain(str(raw["name"]), raw.get("uuid"))
+            for name in checks:
+                if name not in entry["checks"]:
+                    entry["checks"].append(name)
     for name, check in domain_names:
         entry = domain(name)
         if check not in entry["checks"]:
@@ -629,6 +640,10 @@ _STATUS_HELP = {
     "pending": "fixed, awaits cold boot",
     "skipped": "cannot be fixed here",
     "fixed": "fixed by this run",
+    "unknown": "define sent, connection lost",
+    "conflict": "changed by another tool meanwhile",
+    "not_attempted": "run stopped before it",
+    "vanished": "undefined meanwhile",
 }
 
 

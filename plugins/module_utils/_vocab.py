@@ -49,3 +49,10 @@ def device_label(device):
     ident = (device.get("target") or device.get("mac") or device.get("source") or device.get("alias")
              or device.get("path") or "")
     return ("%s %s" % (kind, ident)).strip()
+
+
+# Finding statuses worst first, as the report ranks a domain by its worst finding.
+WORST_FIRST = (FAILED, UNKNOWN, CONFLICT, NOT_ATTEMPTED, DRIFT, VANISHED, PENDING, SKIPPED, FIXED)
+# Statuses that fail a compliance gate (the report role's report_fail_on_drift).
+GATING = (FAILED, UNKNOWN, CONFLICT, NOT_ATTEMPTED, DRIFT)
+CHECKS = (CHECK_ALIASES, CHECK_DISK_IO)

@@ -1,0 +1,272 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: virt_policy
+short_description: Audit or enforce every virtfleet rule on every domain of a host in one call
+version_added: 0.2.0
+description:
+  - Runs every requested rule (O(rules.disk_io), O(rules.aliases)) over every selected domain of one host in one
+    call. Each domain is read once; all its rules' changes are applied together in one backup, one define and
+    one verification, so a host with 1,000 domains that all need both fixes sees exactly 1,000 defines.
+  - Rule order is the engine's business - a legacy C(io='native') + writeback domain is refused by libvirt on any
+    redefine until its io is fixed, and here the alias change travels in the same define as the io fix.
+  - M(virtfleet.libvirt.virt_disk_io_policy) and M(virtfleet.libvirt.virt_device_alias) are the single-rule entry
+    points over the same engine; their options are the suboptions of O(rules.disk_io) and O(rules.aliases).
+  - "Per domain, for real: the definition read is backed up (0600, fsynced); it is re-read immediately before the
+    define - a definition someone else changed meanwhile is left alone and reported as V(conflict) with what
+    changed, one someone undefined as V(vanished) (never defined again); after the define it is re-read and
+    verified. libvirt's own normalisation (controllers it re-sorts, defaults it fills in) is not a failure; an
+    alias libvirt drops on one device is that device's V(skipped) finding; any other loss restores the backup,
+    but only while the definition is still the one this run wrote."
+  - A lost connection to libvirt stops the run on that host and returns everything known - per domain V(fixed),
+    V(unknown) (define sent, outcome unknown) or V(not_attempted). A rerun converges.
+  - Real runs hold a per-URI host lock, so two virtfleet runs against one daemon wait for each other
+    (O(lock_timeout)); check mode takes no lock and changes nothing.
+author:
+  - virtfleet contributors (@virtfleet)
+extends_documentation_fragment:
+  - virtfleet.libvirt.fleet
+  - virtfleet.libvirt.fleet.backup
+options:
+  rules:
+    description:
+      - The rules to run, each with its options. A rule that is absent (or null) does not run; give it an empty
+        dict to run it with its defaults.
+    type: dict
+    required: true
+    suboptions:
+      disk_io:
+        description:
+          - The disk I/O rule of M(virtfleet.libvirt.virt_disk_io_policy) - C(io='native') only with
+            C(cache='none'/'directsync'), optional io and cache policies, effective blockdev flags per disk.
+        type: dict
+        suboptions:
+          io:
+            description: Wanted C(io=) of every disk, or V(keep). See M(virtfleet.libvirt.virt_disk_io_policy).
+            type: str
+            default: keep
+            choices: [keep, threads, native, io_uring]
+          cache:
+            description: Wanted C(cache=) of every disk, or V(keep).
+            type: str
+            default: keep
+            choices: [keep, none, writeback, writethrough, directsync, unsafe]
+      aliases:
+        description:
+          - The alias rule of M(virtfleet.libvirt.virt_device_alias) - every device of O(rules.aliases.device_types)
+            carries a stable user alias C(ua-...).
+        type: dict
+        suboptions:
+          device_types:
+            description: Device types to alias.
+            type: list
+            elements: str
+            choices: [disk, interface, hostdev, filesystem, redirdev, rng, channel, controller, watchdog, shmem, input, vsock]
+            default: [disk, interface, hostdev, filesystem, redirdev, rng, channel]
+          aliases:
+            description: Explicit assignments (domain, match, alias), as in M(virtfleet.libvirt.virt_device_alias).
+            type: list
+            elements: dict
+            default: []
+            suboptions:
+              domain:
+                description: Domain name or UUID; it must be among the selected domains.
+                type: str
+                required: true
+              match:
+                description: Device selector with exactly one of C(alias), C(serial), C(mac), C(target), C(source).
+                type: dict
+                required: true
+              alias:
+                description: The alias to give the device.
+                type: str
+                required: true
+          replace:
+            description: Whether a device that already carries a different valid C(ua-) alias is re-aliased.
+            type: bool
+            default: false
+  details:
+    description:
+      - Whether each entry of RV(domains) also carries the rules' per-domain descriptions (C(disks) with effective
+        flags, C(aliases)). Off by default to keep the result small on large hosts - the findings say everything
+        that deviates.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Reports every deviation of every rule (status V(drift)) and changes nothing.
+  diff_mode:
+    support: full
+    description: Shows the inactive XML before and after per changed domain, with secrets redacted.
+seealso:
+  - module: virtfleet.libvirt.virt_disk_io_policy
+  - module: virtfleet.libvirt.virt_device_alias
+  - name: virtfleet architecture
+    description: The engine's safety sequence (docs/architecture.md in the collection).
+    link: https://github.com/virtfleet/libvirt/blob/main/docs/architecture.md
+"""
+
+EXAMPLES = r"""
+- name: Compliance report of every domain (changes nothing)
+  virtfleet.libvirt.virt_policy:
+    rules:
+      disk_io: {}
+      aliases: {}
+  check_mode: true
+  register: policy
+
+- name: Enforce direct I/O and aliases in one define per domain
+  virtfleet.libvirt.virt_policy:
+    exclude: ["scratch-*"]
+    rules:
+      disk_io: {cache: none, io: native}
+      aliases: {device_types: [disk, interface]}
+
+- name: Domains someone else changed while the run worked (left alone; rerun to plan from their change)
+  ansible.builtin.debug:
+    msg: "{{ policy.domains | selectattr('status', 'equalto', 'conflict') | map(attribute='name') | list }}"
+"""
+
+RETURN = r"""
+changed:
+  description: Whether any persistent definition was (or, in check mode, would be) changed.
+  returned: always
+  type: bool
+findings:
+  description:
+    - One entry per deviation (per device and rule), in domain order and, within a domain, in rule order. The
+      keys are those of M(virtfleet.libvirt.virt_disk_io_policy) and M(virtfleet.libvirt.virt_device_alias)
+      findings, plus C(check) (V(disk_io) or V(aliases)).
+    - C(status) is V(drift) (check mode), V(fixed) (changed and verified), V(failed), V(pending) (waits for a cold
+      boot), V(skipped) (cannot or need not be fixed here; see C(message)), V(conflict) (someone else changed the
+      definition after it was read; nothing changed), V(vanished) (undefined meanwhile; nothing changed),
+      V(unknown) (the define was sent when the connection broke) or V(not_attempted).
+  returned: always
+  type: list
+  elements: dict
+domains:
+  description: Every selected domain with its outcome.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Domain name.
+      type: str
+    uuid:
+      description: Domain UUID.
+      type: str
+    active:
+      description: Whether the domain was running.
+      type: bool
+    persistent:
+      description: Whether the domain has a persistent definition.
+      type: bool
+    status:
+      description:
+        - V(compliant), V(drift), V(fixed), V(pending), V(skipped), V(failed), V(conflict), V(vanished), V(unknown)
+          or V(not_attempted).
+      type: str
+    changed:
+      description: Whether its definition was (or would be) changed.
+      type: bool
+    backup:
+      description: Path of the backup of the definition before this run, when one was written.
+      type: str
+    error:
+      description: What went wrong for this domain and what to do; names the backup file where one holds ours.
+      type: str
+    findings:
+      description: Number of findings of this domain.
+      type: int
+    normalised:
+      description: Differences libvirt's own normalisation made on define (never a loss), when there were any.
+      type: list
+      elements: str
+      returned: when libvirt normalised the definition
+    disks:
+      description: Per-disk effective settings (see M(virtfleet.libvirt.virt_disk_io_policy)).
+      type: list
+      elements: dict
+      returned: when O(details=true) and the disk_io rule ran
+    aliases:
+      description: Per-device aliases (see M(virtfleet.libvirt.virt_device_alias)).
+      type: list
+      elements: dict
+      returned: when O(details=true) and the aliases rule ran
+summary:
+  description:
+    - Counts - C(domains_selected), C(domains_changed), C(findings), C(by_status), C(by_rule), C(pending_restart),
+      C(by_domain_status).
+  returned: always
+  type: dict
+rules:
+  description: The rules that ran, in the order their changes are applied.
+  returned: always
+  type: list
+  elements: str
+connection_lost:
+  description: Whether the connection to libvirt broke during the run (the run stopped on this host).
+  returned: always
+  type: bool
+connection_error:
+  description: What broke, and what to do.
+  returned: when RV(connection_lost) is true
+  type: str
+lock_waited:
+  description: Seconds this run waited for another virtfleet run on the same host.
+  returned: when it waited
+  type: float
+host:
+  description: The URI (password masked), libvirt and hypervisor versions of the host.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _diskio
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, fleet_argument_spec, require_libraries, run_rules
+
+
+def argument_spec():
+    return fleet_argument_spec(
+        rules=dict(type="dict", required=True, options=dict(
+            disk_io=dict(type="dict", options=dict(
+                io=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.IO_MODES)),
+                cache=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.CACHE_MODES)),
+            )),
+            aliases=dict(type="dict", options=dict(
+                device_types=dict(type="list", elements="str", default=list(_alias.DEFAULT_TYPES),
+                                  choices=list(_alias.SUPPORTED_TYPES)),
+                aliases=dict(type="list", elements="dict", default=[], options=dict(
+                    domain=dict(type="str", required=True),
+                    match=dict(type="dict", required=True),
+                    alias=dict(type="str", required=True),
+                )),
+                replace=dict(type="bool", default=False),
+            )),
+        )),
+        details=dict(type="bool", default=False),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    require_libraries(module)
+    try:
+        result = run_rules(module, module.params["rules"], details=module.params["details"])
+    except VirtFleetError as exc:
+        module.fail_json(msg=exc.msg, changed=False, **exc.details)
+    finish(module, result)
+
+
+if __name__ == "__main__":
+    main()
