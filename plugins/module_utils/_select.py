@@ -252,6 +252,8 @@ def basis(el, ident):
     if kind == "controller":
         if el.get("type") == "pci":
             return None  # libvirt names PCI buses after their controller's alias
+        if el.get("type") == "usb" and el.get("model") == "none":
+            return None  # "no USB controller": no device exists, and libvirt silently drops an alias on it
         return "index", "%s-%s" % (slug(el.get("type", "ctl")), slug(el.get("index", "0")))
     if kind == "watchdog":
         return "model", slug(el.get("model", "watchdog"))

@@ -460,3 +460,12 @@ def test_assignment_domain_names_are_exact():
         with pytest.raises(InvalidRequest, match="is not among the selected domains"):
             rule.precheck([("db01", UUID)])
         assert [c.desired["alias"] for c in rule.plan(state(dom(disk("vda", "/i/a.img")), name="db01"))] != ["ua-v"]
+
+
+def test_a_usb_controller_with_model_none_gets_no_alias():
+    # <controller type='usb' model='none'/> says "no USB controller": libvirt drops an alias on it silently,
+    # so planning one would fail (or re-plan) on every run.
+    xml = dom("    <controller type='usb' index='0' model='none'/>",
+              "    <controller type='usb' index='1' model='qemu-xhci'/>")
+    got = [(c.device["path"], c.desired["alias"]) for c in plan(xml, types=("controller",))]
+    assert got == [("/domain/devices/controller[2]", "ua-ctl-usb-1")]
