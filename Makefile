@@ -18,7 +18,7 @@ APT_VENV := libvirt-dev pkg-config
 # The busybox guest of the detach integration tests (tests/integration/_detach_lib.py reads VIRTFLEET_GUEST_DIR).
 GUEST_DIR ?= $(or $(VIRTFLEET_GUEST_DIR),/var/lib/libvirt/images/virtfleet-guest)
 
-.PHONY: help deps venv collection demo lab units sanity lint integration fleet fleet-down fleet-test molecule test clean
+.PHONY: help deps venv collection demo lab units sanity lint integration faults fleet fleet-down fleet-test molecule test clean
 
 help:
 	@echo 'make venv         apt prerequisites + .venv with requirements.txt (stamp: reruns are instant)'
@@ -29,6 +29,7 @@ help:
 	@echo 'make units        pytest tests/unit'
 	@echo 'make sanity       ansible-test sanity --local on a fresh copy (scripts/sanity.sh)'
 	@echo 'make integration  lab, then pytest tests/integration with $(LAB_ENV) exported'
+	@echo 'make faults       engine and detach under faults: kills/restarts a dedicated session libvirtd (scripts/faultd.sh; root)'
 	@echo 'make fleet        3 independent SSH hypervisors on this machine (scripts/fleet.sh up + seed)'
 	@echo 'make lint         ansible-lint (production profile) on roles, playbooks and molecule scenarios'
 	@echo 'make molecule     molecule scenarios of the audit, remediate and detach roles against the fleet'
@@ -74,6 +75,11 @@ integration: venv collection lab
 	@scripts/ensure-apt.sh chromium chromium-driver
 	@set -a; . $(LAB_ENV); set +a; scripts/run-pytest.sh tests/integration
 
+# The fault suite owns its daemon (user vffault's session libvirtd), which it SIGKILLs and restarts.
+faults: venv collection guest
+	@scripts/faultd.sh up >/dev/null
+	@scripts/run-pytest.sh tests/faults
+
 fleet:
 	@scripts/fleet.sh up && scripts/fleet.sh seed
 
@@ -99,6 +105,7 @@ test: venv collection
 	$(MAKE) --no-print-directory lint || failed="$$failed lint"; \
 	$(MAKE) --no-print-directory fleet-test || failed="$$failed fleet"; \
 	$(MAKE) --no-print-directory molecule || failed="$$failed molecule"; \
+	$(MAKE) --no-print-directory faults || failed="$$failed faults"; \
 	$(MAKE) --no-print-directory integration || failed="$$failed integration"; \
 	if [[ -n $$failed ]]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi
 
