@@ -274,36 +274,6 @@ def _controllers_sorted(children):
     return others + tuple(sorted((c for c in children if c[0] == "controller"), key=key))
 
 
-def differences(a, b, limit=10):
-    """Human-readable semantic differences between two domain XML documents (max ``limit``)."""
-    out = []
-    _diff(canonical(a), canonical(b), "/domain", out, limit)
-    return out
-
-
-def _diff(a, b, where, out, limit):
-    if len(out) >= limit or a == b:
-        return
-    if a[0] != b[0]:
-        out.append("%s: element <%s> became <%s>" % (where, a[0], b[0]))
-        return
-    if a[1] != b[1]:
-        da, db = dict(a[1]), dict(b[1])
-        for key in sorted(set(da) | set(db)):
-            if da.get(key) != db.get(key):
-                out.append("%s/@%s: %r -> %r" % (where, key, shown(key, da.get(key)), shown(key, db.get(key))))
-    if a[2] != b[2]:
-        out.append("%s/text(): %r -> %r" % (where, shown("", a[2]), shown("", b[2])))
-    if len(a[3]) != len(b[3]):
-        out.append("%s: %d child elements -> %d" % (where, len(a[3]), len(b[3])))
-        return
-    seen = {}
-    for ca, cb in zip(a[3], b[3]):
-        # XPath positions count siblings of the same tag, like the finding paths do.
-        seen[ca[0]] = seen.get(ca[0], 0) + 1
-        _diff(ca, cb, "%s/%s[%d]" % (where, ca[0], seen[ca[0]]), out, limit)
-
-
 # --- redaction -------------------------------------------------------------------------------
 
 def shown(name, value, attrs=None):

@@ -141,7 +141,7 @@ def compare(sent, after, shown=None):
     ``kind`` (dropped/added/changed), ``element`` (label), ``path`` (XPath in ``sent``, or in
     ``after`` for additions), ``what``, ``before``, ``after`` and ``normalisation`` (True when it is
     libvirt's own normalisation, never a loss)."""
-    shown = shown or (lambda _name, value, attrs=None: value)
+    shown = shown or (lambda _name, value, **_kw: value)
     out = []
     _walk(sent, after, out, shown)
     return [d for d in out if not d["normalisation"]] + [d for d in out if d["normalisation"]]
@@ -154,7 +154,7 @@ def _walk(a, b, out, shown):
             continue
         kind = ADDED if va is None else DROPPED if vb is None else CHANGED
         out.append({"kind": kind, "element": label(a), "path": _path(a), "what": "attribute %s" % name,
-                    "before": shown(name, va, dict(a.attrib)), "after": shown(name, vb, dict(b.attrib)),
+                    "before": shown(name, va, attrs=dict(a.attrib)), "after": shown(name, vb, attrs=dict(b.attrib)),
                     "normalisation": kind == ADDED or (kind == CHANGED and _normalised(a, name))})
     ta, tb = _text(a), _text(b)
     if ta != tb and not (_kids(a) or _kids(b)):
@@ -178,7 +178,7 @@ def _local(el):
 
 
 def _short(el, shown):
-    attrs = " ".join("%s='%s'" % (k, shown(k, v, dict(el.attrib))) for k, v in el.attrib.items())
+    attrs = " ".join("%s='%s'" % (k, shown(k, v, attrs=dict(el.attrib))) for k, v in el.attrib.items())
     return "<%s%s%s>" % (_local(el), " " if attrs else "", attrs)
 
 
