@@ -525,7 +525,6 @@ class DetachAdapter(Adapter):
         except libvirt.libvirtError as exc:
             raise self._failed(exc, "Cannot re-read the persistent definition of %s" % self._dom_name(dom))
 
-
     @staticmethod
     def _dom_name(dom):
         try:

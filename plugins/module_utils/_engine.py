@@ -36,7 +36,6 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
     DefineFailed,
     DomainVanished,
     InvalidRequest,
-    VirtFleetError,
     XMLError,
 )
 

@@ -81,8 +81,8 @@ class Hooked(_adapter.Adapter):
             hook(xml_text)
 
 
-def engine_run(adapter, names, tmp_path, requested=ALIASES, check_mode=False):
-    rules = _rules.build(requested, host=None)
+def engine_run(adapter, names, tmp_path, requested=None, check_mode=False):
+    rules = _rules.build(ALIASES if requested is None else requested, host=None)
     return _engine.Engine(adapter, rules, check_mode=check_mode, backup_dir=str(tmp_path / "bk"),
                           lock=lambda: HostLock(adapter.uri, timeout=60)).run(names)
 
@@ -220,7 +220,7 @@ def test_sigkill_right_after_an_accepted_define_is_changed_but_unverified(faultd
 
 
 def test_sigkill_mid_run_of_the_module_keeps_every_result_and_a_rerun_converges(faultd, doms, start_fault_module,
-                                                                               run_fault_module, tmp_path):
+                                                                                run_fault_module, tmp_path):
     names = doms(120)
     proc = start_fault_module("virt_policy", {"domains": names, "backup_dir": str(tmp_path / "bk"),
                                               "rules": ALIASES})

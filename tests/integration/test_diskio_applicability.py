@@ -74,13 +74,14 @@ class Backends:
         self.procs.append(subprocess.Popen(common + ["-b", "127.0.0.1", "-p", str(NBD_PORT), self.path("nbd-tcp")],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         _wait_for(lambda: os.path.exists(self.socket), "qemu-nbd's unix socket")
-        _wait_for(lambda: ":%d " % NBD_PORT in subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+        _wait_for(lambda: ":%d " % NBD_PORT in subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=False).stdout
                   if shutil.which("ss") else True, "qemu-nbd on 127.0.0.1:%d" % NBD_PORT)
         for proc in self.procs:
             if proc.poll() is not None:
                 pytest.fail("qemu-nbd exited: %s" % proc.stderr.read().decode(errors="replace"), pytrace=False)
         if shutil.which("losetup"):
-            proc = subprocess.run(["losetup", "-f", "--show", self.path("block")], capture_output=True, text=True)
+            proc = subprocess.run(["losetup", "-f", "--show", self.path("block")], capture_output=True, text=True,
+                                  check=False)
             if proc.returncode == 0:
                 self.loop = proc.stdout.strip()
 

@@ -312,7 +312,7 @@ def _item(domain, match, alias):
 
 def test_validate_assignments_returns_index_domain_selector_alias():
     got = _rules.validate_assignments([_item("db01", {"serial": "S1"}, "ua-v1"),
-                                                  _item(UUID, {"mac": M}, "ua-p1")])
+                                       _item(UUID, {"mac": M}, "ua-p1")])
     assert got == [(0, "db01", {"serial": "S1"}, "ua-v1"), (1, UUID, {"mac": M}, "ua-p1")]
 
 
@@ -320,7 +320,7 @@ def test_validate_assignments_returns_index_domain_selector_alias():
 def test_validate_assignments_invalid_alias(alias):
     with pytest.raises(InvalidRequest) as err:
         _rules.validate_assignments([_item("db01", {"serial": "S1"}, "ua-ok"),
-                                                _item("db01", {"serial": "S2"}, alias)])
+                                     _item("db01", {"serial": "S2"}, alias)])
     assert err.value.msg.startswith("aliases[1] (domain db01): alias %r is not a valid libvirt user alias" % alias)
     assert "Example: ua-disk-data01" in err.value.msg
 
@@ -328,8 +328,8 @@ def test_validate_assignments_invalid_alias(alias):
 def test_validate_assignments_duplicate_alias_in_one_domain():
     with pytest.raises(InvalidRequest) as err:
         _rules.validate_assignments([_item("db01", {"serial": "S1"}, "ua-v"),
-                                                _item("web01", {"serial": "S1"}, "ua-v"),   # other domain: fine
-                                                _item("db01", {"serial": "S2"}, "ua-v")])
+                                     _item("web01", {"serial": "S1"}, "ua-v"),   # other domain: fine
+                                     _item("db01", {"serial": "S2"}, "ua-v")])
     assert err.value.msg == ("aliases[2] (domain db01): alias ua-v is requested twice for domain db01 (aliases[0] "
                              "and aliases[2]); aliases must be unique within a domain.")
 

@@ -328,7 +328,7 @@ def mounted(where, *mount_args):
     where.mkdir(mode=0o700, exist_ok=True)
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("needs root and mount(8) for a real file system")
-    res = subprocess.run(["mount", *mount_args, str(where)], capture_output=True, text=True)
+    res = subprocess.run(["mount", *mount_args, str(where)], capture_output=True, text=True, check=False)
     if res.returncode != 0:
         pytest.skip("cannot mount here: %s" % res.stderr.strip())
     try:
@@ -359,7 +359,7 @@ def test_really_read_only_file_system_leaves_no_file(tmp_path, monkeypatch):
     target = tmp_path / "bk"
     target.mkdir(mode=0o700)
     with mounted(target, "--bind", str(target)):
-        res = subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], capture_output=True, text=True)
+        res = subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], capture_output=True, text=True, check=False)
         if res.returncode != 0:
             pytest.skip("cannot remount read-only: %s" % res.stderr.strip())
         monkeypatch.setattr(os, "access", lambda *a, **k: True)  # a stale check: the write itself must fail

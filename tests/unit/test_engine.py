@@ -187,6 +187,7 @@ def test_check_mode_predicts_exactly_what_the_real_run_fixes(tmp_path):
     fake = FakeLibvirt(dom_xml("a"), dom_xml("b", io="threads"))
     check = run(fake, tmp_path, check_mode=True)
     real = run(fake, tmp_path)
+
     def key(r):
         return sorted((f["domain"], f["rule"], f["device"]["path"]) for f in r["findings"])
     assert key(check) == key(real)

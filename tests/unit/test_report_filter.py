@@ -68,7 +68,7 @@ def test_merge_summary_counts_every_host_domain_and_finding():
     assert s["domains"] == {"total": 9, "with_findings": 4, "compliant": 5, "pending_restart": 2}
     assert s["findings"]["total"] == 10
     assert s["findings"]["by_status"] == {"failed": 1, "drift": 5, "pending": 2, "skipped": 1, "fixed": 1,
-                                         "unknown": 0, "conflict": 0, "not_attempted": 0, "vanished": 0}
+                                          "unknown": 0, "conflict": 0, "not_attempted": 0, "vanished": 0}
     assert s["findings"]["by_check"] == {"aliases": 4, "disk_io": 6}
     assert s["findings"]["by_rule"] == {"alias-mismatch": 1, "alias-missing": 2, "cache-policy": 1,
                                         "io-native-needs-direct-cache": 3, "io-native-not-applicable": 1,
