@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _vocab
+
 # What an upgrade must never change behind a domain's back (persistent definition only: the
 # live side legitimately differs while changes wait for a cold boot).
 DOMAIN_KEYS = ("machine", "domain_type", "arch")
@@ -20,9 +22,7 @@ def _domains(result):
     return {d["uuid"]: d for d in result or []}
 
 
-def _label(dev):
-    return "%s %s" % (dev.get("kind"), dev.get("target") or dev.get("mac") or dev.get("alias")
-                      or dev.get("target_path") or dev.get("type") or dev.get("path"))
+_label = _vocab.device_label
 
 
 def _shown(value):

@@ -259,12 +259,7 @@ def _fmt(value):
     return str(value)
 
 
-def device_label(device):
-    """Short name of a finding's device: 'disk vda', 'interface 52:54:00:..', ..."""
-    kind = device.get("kind") or "device"
-    ident = device.get("target") or device.get("mac") or device.get("alias") or device.get("source") \
-        or device.get("path") or "?"
-    return "%s %s" % (kind, ident)
+device_label = _vocab.device_label
 
 
 def change_text(current, desired):

@@ -16,7 +16,7 @@ explicit assignments, ``replace``, and the changes (rules) it plans.
 
 from __future__ import annotations
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _select
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _select, _vocab
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import PENDING, SKIPPED, Change, Edit
 
@@ -153,6 +153,4 @@ def plan_domain(state, device_types=DEFAULT_TYPES, assignments=(), replace=False
     return changes
 
 
-def _label(device):
-    ident = device.get("target") or device.get("mac") or device.get("source") or device.get("path")
-    return "%s %s" % (device["kind"], ident)
+_label = _vocab.device_label

@@ -34,21 +34,18 @@ CHECK_ALIASES = "aliases"
 
 
 def device_label(device):
-    """A person's name for a device: ``disk vda``, ``interface 52:54:00:..``, ``controller usb 0``.
+    """A person's name for a device: ``disk vda``, ``interface 52:54:00:..``, ``graphics vnc``.
 
-    ``device`` is the plain-data identity of a finding (kind, target, mac, source, alias, path...).
+    ``device`` is the plain-data identity of a finding or a fact (kind, target, mac, source, alias, path...).
+    The same words in module messages, the report and ``facts_diff``.
     """
     if not device:
         return "domain"
     kind = device.get("kind") or "device"
-    if kind == "controller" and device.get("type"):
-        ident = "%s %s" % (device.get("type"), device.get("index", "0"))
-        if device.get("model"):
-            ident += " model=%s" % device["model"]
-        return "controller %s" % ident
-    ident = (device.get("target") or device.get("mac") or device.get("source") or device.get("alias")
-             or device.get("path") or "")
-    return ("%s %s" % (kind, ident)).strip()
+    for key in ("target", "mac", "source", "alias", "target_path", "type", "path"):
+        if device.get(key):
+            return "%s %s" % (kind, device[key])
+    return kind
 
 
 # Finding statuses worst first, as the report ranks a domain by its worst finding.
