@@ -46,6 +46,10 @@ SEED_FILES = (
 )
 
 
+# Names of environment variables whose value is a secret (the judge's own, deliberately simple rule).
+SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|cookie|credential|auth", re.IGNORECASE)
+
+
 class Skip(Exception):
     """This corpus file cannot be used on this host (reason in the message)."""
 
@@ -431,7 +435,7 @@ def secrets_of(xml_text):
                 out.append(Secret("%s-%s" % (tag, key), el.get(key), "%s/@%s" % (_step(el), key)))
         if tag == "cookie" and (el.text or "").strip():
             out.append(Secret("cookie", el.text.strip(), "cookie[@name=%s]" % el.get("name")))
-        if tag == "qemu:env" and el.get("value"):
+        if tag == "qemu:env" and el.get("value") and SECRET_NAME.search(el.get("name") or ""):
             out.append(Secret("qemu-env", el.get("value"), "qemu:env[@name=%s]" % el.get("name")))
         if tag == "qemu:arg" and re.search(r"(password|passwd|secret|key)=", el.get("value") or "", re.I):
             out.append(Secret("qemu-arg", el.get("value"), "qemu:arg"))
@@ -439,13 +443,17 @@ def secrets_of(xml_text):
 
 
 def secret_refs(xml_text):
-    """References to libvirt secret objects and user names: not secret values; reported, not asserted."""
+    """Values that are shown and are not secrets (reported, not asserted): references to libvirt secret
+    objects, user names, environment variables with ordinary names (qemu-ns: NS=ns)."""
     root = etree.fromstring(_b(xml_text))
     out = []
     for el in root.iter("secret"):
         for key in ("usage", "uuid"):
             if el.get(key):
                 out.append(Secret("secret-%s" % key, el.get(key), "secret/@%s" % key))
+    for el in root.iter("{%s}env" % QEMU_NS):
+        if el.get("value") and not SECRET_NAME.search(el.get("name") or ""):
+            out.append(Secret("qemu-env-plain", el.get("value"), "qemu:env[@name=%s]" % el.get("name")))
     for el in root.iter("auth"):
         if el.get("username"):
             out.append(Secret("auth-username", el.get("username"), "auth/@username"))

@@ -38,7 +38,7 @@ def refusal_class(message):
     """A libvirt error message with names, numbers and quoted values blanked: the refusal's class."""
     msg = re.sub(r"'[^']*'", "'…'", message)
     msg = re.sub(r"/\S+", "PATH", msg)
-    return re.sub(r"\d+", "N", msg)[:160]
+    return re.sub(r"\s+", " ", re.sub(r"\d+", "N", msg))[:160]
 
 
 class Definer:
@@ -46,23 +46,48 @@ class Definer:
 
     def __init__(self, conn, run_id=None):
         self.conn = conn
+        self.uri = conn.getURI()
         self.run_id = run_id or uuidlib.uuid4().hex[:6]
         self.names = []
+        self.reconnects = 0
+
+    def _alive(self):
+        try:
+            return self.conn.isAlive() == 1
+        except libvirt.libvirtError:
+            return False
+
+    def _call(self, fn):
+        """fn(conn); once more on a fresh connection when the daemon went away (another suite
+        restarting libvirtd), so that a lost connection is never counted as libvirt refusing a file."""
+        try:
+            return fn(self.conn)
+        except libvirt.libvirtError:
+            if self._alive():
+                raise
+        for _ in range(50):
+            try:
+                self.conn = libvirt.open(self.uri)
+                break
+            except libvirt.libvirtError:
+                time.sleep(0.2)
+        self.reconnects += 1
+        return fn(self.conn)
 
     def define(self, xml_text):
         """defineXMLFlags(VALIDATE); the domain's name. Raises libvirt.libvirtError on refusal."""
-        dom = self.conn.defineXMLFlags(xml_text, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        dom = self._call(lambda c: c.defineXMLFlags(xml_text, libvirt.VIR_DOMAIN_DEFINE_VALIDATE))
         name = dom.name()
         if name not in self.names:
             self.names.append(name)
         return name
 
     def xml(self, name):
-        return self.conn.lookupByName(name).XMLDesc(SECURE_INACTIVE)
+        return self._call(lambda c: c.lookupByName(name).XMLDesc(SECURE_INACTIVE))
 
     def undefine(self, name):
         try:
-            dom = self.conn.lookupByName(name)
+            dom = self._call(lambda c: c.lookupByName(name))
         except libvirt.libvirtError:
             return None
         try:

@@ -238,6 +238,7 @@ class CorpusRun:
     failures: dict = field(default_factory=lambda: defaultdict(list))  # class -> [(file, module, message)]
     leaks: list = field(default_factory=list)     # (file, module, class, where)
     refs_shown: list = field(default_factory=list)
+    reconnects: int = 0
 
     def accepted(self):
         return [d for d in self.domains.values() if not (d.skipped or d.refused)]
@@ -318,8 +319,10 @@ def corpus_run(conn, lab_uri):
                 step.after = definer.xml(d.name)
                 part = part_for(step.calls["real"], d.name)
                 entry = part["domain"] or {}
-                if not (entry.get("changed") or entry.get("error") or step.calls["real"].global_failure):
-                    step.twin = step.before  # not redefined: the definition must be exactly as it was
+                if not (entry.get("changed") or entry.get("error")):
+                    # Not redefined (or the module died without saying what it did): the definition
+                    # must be exactly as it was.
+                    step.twin = step.before
                     continue
                 # Redefined (or restored after a failure): what libvirt makes of the reported edits.
                 try:
@@ -337,7 +340,8 @@ def corpus_run(conn, lab_uri):
         yield corpus
     finally:
         corpus.cleanup_errors = definer.cleanup()
-        leftovers = [n for n in _our_domains(conn, definer.run_id)]
+        corpus.reconnects = definer.reconnects
+        leftovers = [n for n in _our_domains(definer.conn, definer.run_id)]
         corpus.cleanup_errors += ["left defined: %s" % n for n in leftovers]
 
 
@@ -383,6 +387,9 @@ def pytest_terminal_summary(terminalreporter):
             write("  LEAK %s [%s]: %s in %s" % (filename, module, klass, where))
         for filename, module, klass, where in run.refs_shown:
             write("  shown (reference, not a secret value) %s [%s]: %s in %s" % (filename, module, klass, where))
+        if run.reconnects:
+            write("WARNING: the connection to libvirtd was lost %d time(s) during the run (another suite "
+                  "restarting the daemon?); module calls made meanwhile may show connection failures" % run.reconnects)
         if run.cleanup_errors:
             write("CLEANUP PROBLEMS: %s" % "; ".join(run.cleanup_errors))
     if _STUDY:
