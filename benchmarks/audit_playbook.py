@@ -1,0 +1,364 @@
+#!/usr/bin/env python
+"""playbooks/audit.yml --check and playbooks/remediate.yml end to end at 1,000 domains, vs their floors.
+
+On the lab daemon, N (default 1,000) inactive ``vfbench-<tag>-NNNNN`` domains on which both rules
+fire (_fleetlib.py: 2 disks io='threads' with no cache vs a policy of cache=none, 3 devices without
+an alias: 5 findings and one define per domain). The inventory is one host, ``localhost``
+(ansible_connection=local, the venv's python, virtfleet_uri, virtfleet_exclude = globs that exclude
+every domain not of this fleet), audit_disk_cache/remediate_disk_cache=none. Reports are written
+(JSON, JUnit, HTML) to a temporary directory. Interleaved rounds (the order rotates), medians:
+
+audit part
+  - ``audit``: ``ansible-playbook -i inv playbooks/audit.yml --check`` (the report play included);
+  - ``ping``: ``ansible-playbook -i inv ping.yml`` (one ansible.builtin.ping task, same inventory);
+  - ``floor``: in this process, open + listAllDomains + 2 x XMLDesc per domain + lxml parse.
+  The baseline is ping + floor (target: audit <= 2x baseline).
+  - ``loop``: what a community.libvirt user writes, one module run per domain:
+    ``virt: command=get_xml name={{ item }}`` in a loop. community.libvirt is not installed here,
+    so a 15-line module does the same (open, lookupByName, XMLDesc, exit_json(get_xml=...));
+    run on ``--loop-domains`` (50) domains and extrapolated linearly to N.
+
+remediate part (``--rounds-remediate``, default 3)
+  - ``remediate``: reset the fleet (undefine + define the original XML of every domain, not timed),
+    then ``ansible-playbook -i inv playbooks/remediate.yml`` (report included). The defines are
+    counted twice: by libvirt's own DEFINED lifecycle events for this fleet's domains (any process)
+    and by the backup files (one per define); both must be N;
+  - ``defines``: reset, then in this process a bare loop of defineXMLFlags(VALIDATE) of the same
+    patched XML (what libvirt holds after the first remediation). Target: remediate <= 1.5x defines.
+
+Per-task times come from benchmarks/callback_plugins/vf_timer.py (time between task starts).
+
+    .venv/bin/python benchmarks/audit_playbook.py [--domains 1000] [--rounds 5] [--rounds-remediate 3]
+        [--loop-domains 50] [--part audit|remediate|all] [--profile-module]
+
+``--profile-module``: also run the virt_policy module once as Ansible would (``python -m`` with an
+args file, check mode), report its wall time, stdout size, and its cProfile top functions.
+Takes 3-4 minutes with the defaults on an idle 2-core machine. Nothing asserts on time; exit 1
+if a run failed or the define counts are not N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _fleetlib as F  # noqa: E402
+import libvirt  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+AUDIT = os.path.join(F.ROOT, "playbooks", "audit.yml")
+REMEDIATE = os.path.join(F.ROOT, "playbooks", "remediate.yml")
+
+PING_YML = """---
+- name: Baseline, one trivial task
+  hosts: hypervisors
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+"""
+
+LOOP_YML = """---
+- name: The per-domain loop a community.libvirt user writes (virt command=get_xml), emulated
+  hosts: hypervisors
+  gather_facts: false
+  tasks:
+    - name: Get the XML of every domain, one module run each
+      vf_get_xml:
+        uri: "{{ virtfleet_uri }}"
+        name: "{{ item }}"
+      loop: "{{ vf_loop_domains }}"
+      register: vf_xml
+"""
+
+GET_XML_MODULE = '''#!/usr/bin/python
+"""community.libvirt.virt command=get_xml, reduced to what it does for one domain."""
+from ansible.module_utils.basic import AnsibleModule
+import libvirt
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(name=dict(type="str", required=True),
+                                              uri=dict(type="str", default="qemu:///system")))
+    conn = libvirt.open(module.params["uri"])
+    xml = conn.lookupByName(module.params["name"]).XMLDesc(0)
+    conn.close()
+    module.exit_json(changed=False, get_xml=xml)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+class Runner:
+    def __init__(self, uri, fleet, workdir):
+        self.uri, self.fleet, self.workdir = uri, fleet, workdir
+        self.reports = os.path.join(workdir, "reports")
+        self.inventory = F.write_inventory(
+            os.path.join(workdir, "inventory.json"), uri, exclude=fleet.exclude, virtfleet_report_dir=self.reports,
+            audit_disk_cache="none", remediate_disk_cache="none",
+            vf_loop_domains=[])
+        for name, text in (("ping.yml", PING_YML), ("loop.yml", LOOP_YML), ("library/vf_get_xml.py", GET_XML_MODULE)):
+            path = os.path.join(workdir, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        self.runs = 0
+        self.problems = []
+        self.tasks = {}        # kind -> [ [(task, seconds)], ... ]
+
+    def measure(self, func, *args):
+        """``func(*args)``, redone when the shared libvirtd was restarted under it; None (and a problem) when
+        it failed three times."""
+        try:
+            return F.retry(func, self.fleet, *args)
+        except (F.Interrupted, libvirt.libvirtError) as exc:
+            self.problems.append("%s: %s" % (getattr(func, "__name__", func), exc))
+            return None
+
+    def playbook(self, kind, playbook, args=(), extra_env=None):
+        self.runs += 1
+        timer = os.path.join(self.workdir, "timer-%d.json" % self.runs)
+        env = {"ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"),
+               "ANSIBLE_CALLBACKS_ENABLED": "vf_timer", "VF_TIMER_OUT": timer, "VF_TIMER_T0": repr(time.time())}
+        env.update(extra_env or {})
+        seconds, proc = F.run_playbook(playbook, self.inventory, args, env=env, cwd=self.workdir)
+        if proc.returncode != 0:
+            raise F.Interrupted("%s: rc %d\n%s\n%s" % (kind, proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
+        if os.path.exists(timer):
+            with open(timer, encoding="utf-8") as handle:
+                events = json.load(handle)
+            self.tasks.setdefault(kind, []).append(
+                [(events[i][1] if events[i][0] != "t0" else "(start-up: python, ansible, inventory, playbook)",
+                  events[i + 1][2] - events[i][2]) for i in range(len(events) - 1)])
+        return seconds, proc
+
+    def report(self, name):
+        with open(os.path.join(self.reports, name + ".json"), encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def audit(self):
+        seconds, _proc = self.playbook("audit", AUDIT, ["--check"])
+        rep = self.report("compliance")["summary"]
+        n = len(self.fleet.names)
+        if rep["domains"]["total"] != n or rep["domains"]["with_findings"] != n:
+            raise F.Interrupted("audit report: %s" % rep["domains"])
+        return seconds
+
+    def ping(self):
+        return self.playbook("ping", os.path.join(self.workdir, "ping.yml"))[0]
+
+    def loop(self, names):
+        return self.playbook("loop", os.path.join(self.workdir, "loop.yml"),
+                             ["-e", json.dumps({"vf_loop_domains": names})])[0]
+
+    def remediate(self, counter):
+        self.fleet.reset()
+        backups = os.path.join(self.workdir, "backups-%d" % self.runs)
+        counter.reset()
+        seconds, _proc = self.playbook("remediate", REMEDIATE, ["-e", json.dumps({"virtfleet_backup_dir": backups})])
+        n = len(self.fleet.names)
+        events = counter.settle(expected=n)
+        files = len([f for f in os.listdir(backups) if not f.startswith(".")]) if os.path.isdir(backups) else 0
+        rep = self.report("remediation")["summary"]
+        shutil.rmtree(backups, ignore_errors=True)
+        if events != n or files != n or rep["findings"]["by_status"].get("fixed") != 5 * n:
+            raise F.Interrupted("remediate: %d DEFINED events, %d backups, expected %d each; report %s"
+                                % (events, files, n, rep["findings"]))
+        return seconds, events, files, rep
+
+    def defines(self, patched, counter):
+        self.fleet.reset()
+        counter.reset()
+        started = time.perf_counter()
+        conn = F._open(self.uri)
+        for xml in patched:
+            conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        conn.close()
+        seconds = time.perf_counter() - started
+        events = counter.settle(expected=len(patched))
+        if events != len(patched):
+            raise F.Interrupted("bare defines: %d DEFINED events, expected %d" % (events, len(patched)))
+        return seconds, events
+
+
+def task_table(runner, kind, top=12):
+    """Median seconds per task over the runs of ``kind`` (tasks matched by position)."""
+    runs = runner.tasks.get(kind) or []
+    if not runs:
+        return ""
+    rows = []
+    for i, (name, _sec) in enumerate(runs[0]):
+        values = [r[i][1] for r in runs if len(r) > i]
+        rows.append((F.median(values), name))
+    total = sum(s for s, _n in rows)
+    rows.sort(reverse=True)
+    lines = ["%s: median per task over %d run(s) (sum %.2f s), top %d:" % (kind, len(runs), total, top)]
+    lines += ["  %7.3f s  %5.1f%%  %s" % (s, 100 * s / total, n[:110]) for s, n in rows[:top]]
+    return "\n".join(lines)
+
+
+def profile_module(uri, fleet, workdir):
+    """virt_policy as Ansible runs it (python -m, args file, check mode): wall time, stdout size, cProfile."""
+    args = {"ANSIBLE_MODULE_ARGS": {"uri": uri, "exclude": fleet.exclude, "rules": F.POLICY,
+                                    "backup_dir": os.path.join(workdir, "unused"), "_ansible_check_mode": True}}
+    path = os.path.join(workdir, "module-args.json")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(args, handle)
+    module = "ansible_collections.virtfleet.libvirt.plugins.modules.virt_policy"
+    env = F.ansible_env()
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", module, path], capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - started
+    stats = os.path.join(workdir, "module.prof")
+    subprocess.run([sys.executable, "-m", "cProfile", "-o", stats, "-m", module, path], capture_output=True,
+                   text=True, env=env, check=False)
+    lines = ["virt_policy module process, check mode, %d domains: %.3f s wall, stdout %.2f MB (rc %d)"
+             % (len(fleet.names), wall, len(proc.stdout) / 1e6, proc.returncode)]
+    for key in ("cumulative", "tottime"):
+        out = io.StringIO()
+        pstats.Stats(stats, stream=out).strip_dirs().sort_stats(key).print_stats(22)
+        lines.append("--- cProfile of the module process, by %s ---" % key)
+        lines += [ln for ln in out.getvalue().splitlines() if ln.strip()]
+    # JSON encode/decode of the result, the two ends of the module's stdout
+    result = json.loads(proc.stdout)
+    sec_dump, text = F.timed(json.dumps, result)
+    sec_load, _ = F.timed(json.loads, text)
+    lines.append("json.dumps of the result: %.3f s, json.loads: %.3f s (%.2f MB, %d findings)"
+                 % (sec_dump, sec_load, len(text) / 1e6, len(result.get("findings", []))))
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+    parser.add_argument("--domains", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds-remediate", type=int, default=3)
+    parser.add_argument("--loop-domains", type=int, default=50)
+    parser.add_argument("--loop-rounds", type=int, default=3)
+    parser.add_argument("--part", choices=("audit", "remediate", "all"), default="all")
+    parser.add_argument("--profile-module", action="store_true")
+    parser.add_argument("--uri", default=None)
+    args = parser.parse_args()
+    uri = args.uri or F.lab_env()["LIBVIRT_URI"]
+    workdir = tempfile.mkdtemp(prefix="vfbench-")
+    load = [os.getloadavg()[0]]
+    res = {k: [] for k in ("audit", "ping", "floor", "loop", "remediate", "defines")}
+    counts = []
+    notes = []
+    try:
+        with F.Fleet(uri) as fleet:
+            took = fleet.grow(args.domains)
+            print("fleet %s* on %s: %d domains defined in %.1f s; work dir %s"
+                  % (fleet.prefix, uri, args.domains, took, workdir), flush=True)
+            runner = Runner(uri, fleet, workdir)
+            loop_names = fleet.names[:args.loop_domains]
+            if args.part in ("audit", "all"):
+                kinds = ["audit", "ping", "floor"]
+                for rnd in range(args.rounds):
+                    order = kinds[rnd % 3:] + kinds[:rnd % 3]
+                    if rnd < args.loop_rounds:
+                        order.insert(rnd % (len(order) + 1), "loop")
+                    for kind in order:
+                        if kind == "audit":
+                            sec = runner.measure(runner.audit)
+                        elif kind == "ping":
+                            sec = runner.measure(runner.ping)
+                        elif kind == "floor":
+                            sec = runner.measure(lambda: F.timed(F.floor, uri, fleet.prefix, 2)[0])
+                        else:
+                            sec = runner.measure(runner.loop, loop_names)
+                        if sec is not None:
+                            res[kind].append(sec)
+                    print("audit round %d: %s" % (rnd + 1, ", ".join("%s %.2f s" % (k, res[k][-1]) for k in order
+                                                                      if len(res[k]) > rnd - (k == "loop") * 0)),
+                          flush=True)
+            if args.part in ("remediate", "all"):
+                with F.DefineCounter(uri, fleet.prefix) as counter:
+                    sec, events, files, rep = F.retry(runner.remediate, fleet, counter)   # gives the patched XML
+                    patched = list(fleet.current_xml().values())
+                    print("remediate warm-up: %.2f s, %d DEFINED events, %d backups, domains %s"
+                          % (sec, events, files, rep["domains"]), flush=True)
+                    for rnd in range(args.rounds_remediate):
+                        order = ["remediate", "defines"] if rnd % 2 else ["defines", "remediate"]
+                        for kind in order:
+                            if kind == "remediate":
+                                out = runner.measure(runner.remediate, counter)
+                                if out is None:
+                                    continue
+                                sec, events, files, rep = out
+                                counts.append((events, files, rep["domains"].get("with_findings"),
+                                               rep["findings"]["by_status"].get("fixed")))
+                            else:
+                                out = runner.measure(runner.defines, patched, counter)
+                                if out is None:
+                                    continue
+                                sec = out[0]
+                            res[kind].append(sec)
+                        print("remediate round %d: %s; defines counted (events, backups): %s"
+                              % (rnd + 1, ", ".join("%s %.2f s" % (k, res[k][-1]) for k in order if res[k]),
+                                 counts[-1][:2] if counts else None), flush=True)
+                    fleet.reset()
+            if args.profile_module:
+                notes.append(profile_module(uri, fleet, workdir))
+            print("undefining %d domains ..." % len(fleet.names), flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    load.append(os.getloadavg()[0])
+    n = args.domains
+    med = {k: F.median(v) for k, v in res.items()}
+    rows = []
+    print("\n$ %s" % " ".join([os.path.relpath(sys.executable, F.ROOT)] + sys.argv))
+    print("%d inactive domains, 5 findings each (2 cache-policy, 3 alias-missing); load average %.1f -> %.1f "
+          "(2 cores)" % (n, load[0], load[1]))
+    if res["audit"]:
+        base = med["ping"] + med["floor"]
+        loop_per = (med["loop"] - med["ping"]) / args.loop_domains if res["loop"] else float("nan")
+        loop_n = med["ping"] + loop_per * n
+        rows += [["audit.yml --check (report included)", "%.2f" % med["audit"], len(res["audit"]), ""],
+                 ["  baseline: ping playbook", "%.2f" % med["ping"], len(res["ping"]), ""],
+                 ["  baseline: libvirt floor (list + 2 XMLDesc + parse)", "%.3f" % med["floor"], len(res["floor"]), ""],
+                 ["  baseline: ping + floor", "%.2f" % base, "", ""],
+                 ["audit / (ping + floor)", "", "", "%.2fx (target <= 2x)" % (med["audit"] / base)],
+                 ["audit - ping (the collection's share)", "%.2f" % (med["audit"] - med["ping"]), "", ""],
+                 ["per-domain loop, %d domains, measured" % args.loop_domains, "%.2f" % med["loop"],
+                  len(res["loop"]), "%.0f ms per domain" % (loop_per * 1e3)],
+                 ["per-domain loop, %d domains, extrapolated" % n, "%.1f" % loop_n, "", ""],
+                 ["loop(%d) / audit" % n, "", "", "%.1fx faster" % (loop_n / med["audit"])]]
+    if res["remediate"]:
+        rows += [["remediate.yml (report included), every rule firing", "%.2f" % med["remediate"],
+                  len(res["remediate"]), "defines (events, backups) %s" % sorted({c[:2] for c in counts})],
+                 ["  baseline: bare defineXMLFlags(VALIDATE) loop", "%.2f" % med["defines"], len(res["defines"]), ""],
+                 ["remediate / defines", "", "", "%.2fx (target <= 1.5x)" % (med["remediate"] / med["defines"])],
+                 ["remediate - ping - defines (the rest)", "%.2f" % (med["remediate"] - med.get("ping", 0) - med["defines"]),
+                  "", "(ping from the audit part)" if res["ping"] else "(no ping measured)"]]
+    print(F.table(rows, ["what", "median s", "runs", "ratio / note"]))
+    for kind, values in res.items():
+        if values:
+            print("  %s runs: %s" % (kind, ", ".join("%.2f" % v for v in values)))
+    for kind in ("audit", "remediate", "ping"):
+        table = task_table(runner, kind)
+        if table:
+            print(table)
+    for note in notes:
+        print(note)
+    if runner.problems:
+        print("PROBLEMS:\n  " + "\n  ".join(runner.problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
