@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml, _engine, _rules
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _diskio, _domxml, _engine, _rules
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DEFAULT_URI, HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, Adapter
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._engine import failure_message
@@ -28,6 +28,28 @@ def fleet_argument_spec(backup=True, **extra):
         spec["lock_timeout"] = dict(type="float", default=DEFAULT_LOCK_TIMEOUT)
     spec.update(extra)
     return spec
+
+
+def disk_io_options():
+    """The disk-io rule's options: top level of virt_disk_io_policy, rules.disk_io of virt_policy."""
+    return dict(
+        io=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.IO_MODES)),
+        cache=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.CACHE_MODES)),
+    )
+
+
+def alias_options():
+    """The alias rule's options: top level of virt_device_alias, rules.aliases of virt_policy."""
+    return dict(
+        device_types=dict(type="list", elements="str", default=list(_alias.DEFAULT_TYPES),
+                          choices=list(_alias.SUPPORTED_TYPES)),
+        aliases=dict(type="list", elements="dict", default=[], options=dict(
+            domain=dict(type="str", required=True),
+            match=dict(type="dict", required=True),
+            alias=dict(type="str", required=True),
+        )),
+        replace=dict(type="bool", default=False),
+    )
 
 
 def require_libraries(module):

@@ -211,22 +211,14 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, fleet_argument_spec, require_libraries, run_rules
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import (
+    alias_options, finish, fleet_argument_spec, require_libraries, run_rules,
+)
 
 
 def argument_spec():
-    return fleet_argument_spec(
-        device_types=dict(type="list", elements="str", default=list(_alias.DEFAULT_TYPES),
-                          choices=list(_alias.SUPPORTED_TYPES)),
-        aliases=dict(type="list", elements="dict", default=[], options=dict(
-            domain=dict(type="str", required=True),
-            match=dict(type="dict", required=True),
-            alias=dict(type="str", required=True),
-        )),
-        replace=dict(type="bool", default=False),
-    )
+    return fleet_argument_spec(**alias_options())
 
 
 def main():

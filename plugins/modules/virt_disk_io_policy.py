@@ -251,16 +251,14 @@ host:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _diskio
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, fleet_argument_spec, require_libraries, run_rules
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import (
+    disk_io_options, finish, fleet_argument_spec, require_libraries, run_rules,
+)
 
 
 def argument_spec():
-    return fleet_argument_spec(
-        io=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.IO_MODES)),
-        cache=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.CACHE_MODES)),
-    )
+    return fleet_argument_spec(**disk_io_options())
 
 
 def main():

@@ -231,28 +231,17 @@ host:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _diskio
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
-from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import finish, fleet_argument_spec, require_libraries, run_rules
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import (
+    alias_options, disk_io_options, finish, fleet_argument_spec, require_libraries, run_rules,
+)
 
 
 def argument_spec():
     return fleet_argument_spec(
         rules=dict(type="dict", required=True, options=dict(
-            disk_io=dict(type="dict", options=dict(
-                io=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.IO_MODES)),
-                cache=dict(type="str", default=_diskio.KEEP, choices=[_diskio.KEEP] + list(_diskio.CACHE_MODES)),
-            )),
-            aliases=dict(type="dict", options=dict(
-                device_types=dict(type="list", elements="str", default=list(_alias.DEFAULT_TYPES),
-                                  choices=list(_alias.SUPPORTED_TYPES)),
-                aliases=dict(type="list", elements="dict", default=[], options=dict(
-                    domain=dict(type="str", required=True),
-                    match=dict(type="dict", required=True),
-                    alias=dict(type="str", required=True),
-                )),
-                replace=dict(type="bool", default=False),
-            )),
+            disk_io=dict(type="dict", options=disk_io_options()),
+            aliases=dict(type="dict", options=alias_options()),
         )),
         details=dict(type="bool", default=False),
     )
