@@ -18,7 +18,7 @@ APT_VENV := libvirt-dev pkg-config
 # The busybox guest of the detach integration tests (tests/integration/_detach_lib.py reads VIRTFLEET_GUEST_DIR).
 GUEST_DIR ?= $(or $(VIRTFLEET_GUEST_DIR),/var/lib/libvirt/images/virtfleet-guest)
 
-.PHONY: help deps venv collection demo lab units sanity lint integration faults fleet fleet-down fleet-test molecule test clean
+.PHONY: help deps venv collection demo lab units sanity lint integration faults corpus corpus-ci fleet fleet-down fleet-test molecule test clean
 
 help:
 	@echo 'make venv         apt prerequisites + .venv with requirements.txt (stamp: reruns are instant)'
@@ -30,6 +30,8 @@ help:
 	@echo 'make sanity       ansible-test sanity --local on a fresh copy (scripts/sanity.sh)'
 	@echo 'make integration  lab, then pytest tests/integration with $(LAB_ENV) exported'
 	@echo 'make faults       engine and detach under faults: kills/restarts a dedicated session libvirtd (scripts/faultd.sh; root)'
+	@echo 'make corpus       libvirt test-suite XML (all ~620 files of the installed release) through every policy module + normalisation study (scripts/corpus.sh)'
+	@echo 'make corpus-ci    the same on a deterministic 60-file sample (~20 s)'
 	@echo 'make fleet        3 independent SSH hypervisors on this machine (scripts/fleet.sh up + seed)'
 	@echo 'make lint         ansible-lint (production profile) on roles, playbooks and molecule scenarios'
 	@echo 'make molecule     molecule scenarios of the audit, remediate and detach roles against the fleet'
@@ -80,6 +82,16 @@ faults: venv collection guest
 	@scripts/faultd.sh up >/dev/null
 	@scripts/run-pytest.sh tests/faults
 
+# libvirt's own tests/qemuxml2xmloutdata (Debian source of the installed libvirt) on the real daemon.
+# Never at the same time as `integration`, which restarts libvirtd.
+corpus: venv collection lab
+	@scripts/corpus.sh >/dev/null
+	@VIRTFLEET_CORPUS_SAMPLE=all scripts/run-pytest.sh tests/corpus
+
+corpus-ci: venv collection lab
+	@scripts/corpus.sh >/dev/null
+	@scripts/run-pytest.sh tests/corpus
+
 fleet:
 	@scripts/fleet.sh up && scripts/fleet.sh seed
 
@@ -106,6 +118,7 @@ test: venv collection
 	$(MAKE) --no-print-directory fleet-test || failed="$$failed fleet"; \
 	$(MAKE) --no-print-directory molecule || failed="$$failed molecule"; \
 	$(MAKE) --no-print-directory faults || failed="$$failed faults"; \
+	$(MAKE) --no-print-directory corpus-ci || failed="$$failed corpus"; \
 	$(MAKE) --no-print-directory integration || failed="$$failed integration"; \
 	if [[ -n $$failed ]]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi
 

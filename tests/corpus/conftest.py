@@ -9,8 +9,9 @@ with libvirt's message.
 ``VIRTFLEET_CORPUS_SAMPLE=N`` (default 60) runs a deterministic diverse sample (see
 ``_corpuslib.select``); ``VIRTFLEET_CORPUS_SAMPLE=all`` runs every file.
 
-Every accepted domain goes through ``virt_disk_io_policy`` (cache=none io=native) and then
-``virt_device_alias`` (defaults), all domains in one call each: check mode, real, real again, with
+Every accepted domain goes through ``virt_policy`` (both rules: cache=none io=native, aliases of disks
+and interfaces), then ``virt_disk_io_policy`` (cache=writeback io=threads) and ``virt_device_alias``
+(default device types), all domains in one call each: check mode, real, real again, with
 --diff. The judge (``test_corpus_modules.py``) is independent of the modules' own verification:
 
 (a) the reported ``fixed`` changes, applied by plain lxml edits to the before-XML and defined as a
@@ -55,8 +56,12 @@ MODULES = "ansible_collections.virtfleet.libvirt.plugins.modules."
 DEFAULT_SAMPLE = "60"
 
 # (module, options) in the order they run on every domain
+# Each run has work left by the one before it, so every module changes every domain it can:
+# virt_policy (both rules, one define per domain), then the single-rule entry points.
 MODULE_RUNS = (
-    ("virt_disk_io_policy", {"cache": "none", "io": "native"}),
+    ("virt_policy", {"rules": {"disk_io": {"cache": "none", "io": "native"},
+                               "aliases": {"device_types": ["disk", "interface"]}}}),
+    ("virt_disk_io_policy", {"cache": "writeback", "io": "threads"}),
     ("virt_device_alias", {}),
 )
 
