@@ -247,7 +247,9 @@ class Adapter:
         try:
             self.conn.defineXMLFlags(xml_text, libvirt.VIR_DOMAIN_DEFINE_VALIDATE if validate else 0)
         except libvirt.libvirtError as exc:
-            raise self._error(exc, "libvirt refused the definition", error=DefineFailed)
+            if self.lost(exc):
+                raise self._error(exc, "The define was sent")
+            raise DefineFailed(str(exc), libvirt_code=_code(exc))
 
 
 def _respell(uuid, key):

@@ -64,7 +64,7 @@ def test_unfixable_legacy_definition_fails_alone_and_leaks_nothing(lab, domains,
 
     fix = run(diff=True, domains=[legacy, other], io="threads", backup_dir=backup_dir)
     assert fix.failed
-    assert "1 of 2 domain(s) could not be fixed" in fix.msg and legacy in fix.msg
+    assert "1 of 2 domain(s) not done: %s: failed: libvirt refused the patched definition" % legacy in fix.msg
     assert "VNC password is 9 characters long" in fix.msg and "Nothing was changed" in fix.msg
     assert LEGACY_VNC_PASSWORD not in fix.stdout + fix.stderr
     assert [f["status"] for f in fix.findings(domain=legacy)] == ["failed"]
