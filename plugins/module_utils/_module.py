@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _diskio, _domxml, _engine, _rules
@@ -14,6 +16,7 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._engine import f
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._hostlock import HostLock
 
 DEFAULT_LOCK_TIMEOUT = 300
+_URI_PASSWORDS = re.compile(r"://[^/@:]*:([^/@]*)@")
 
 
 def fleet_argument_spec(backup=True, **extra):
@@ -53,7 +56,15 @@ def alias_options():
 
 
 def require_libraries(module):
-    """Fail with the package to install when libvirt-python or lxml is missing on the host."""
+    """Fail with the package to install when libvirt-python or lxml is missing on the host.
+
+    Also masks a password given inside ``uri`` (``qemu+ssh://root:pw@hv1/system``) everywhere Ansible
+    shows the module's arguments and result (``invocation``, -vvv, the log): it is added to the values
+    Ansible replaces, not the whole URI, so the host stays readable.
+    """
+    for password in _URI_PASSWORDS.findall(module.params.get("uri") or ""):
+        if password:
+            module.no_log_values.add(password)
     if not HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"), exception=str(LIBVIRT_IMPORT_ERROR))
     if not _domxml.HAS_LXML:

@@ -205,3 +205,11 @@ def test_relative_backup_dir_fails_before_changing_anything(run_module, node_uri
     result = run_module(uri=node_uri, backup_dir="relative/bk")
     assert result["failed"] is True
     assert "backup_dir must be an absolute path" in result["msg"]
+
+
+def test_a_password_in_the_uri_never_appears_in_the_output(run_module, tmp_path):
+    # The connection fails (nothing listens on port 1); the message names the URI, never its password.
+    result = run_module(uri="qemu+tcp://root:Uri-s3cr3t@127.0.0.1:1/system", backup_dir=str(tmp_path / "bk"))
+    assert result["failed"] is True and "Cannot connect to libvirt" in result["msg"]
+    assert "Uri-s3cr3t" not in json.dumps(result)
+    assert "root:" in result["msg"] and "127.0.0.1:1/system" in result["msg"]
