@@ -26,7 +26,7 @@ def test_each_host_answers_over_ssh_as_its_own_user(fleet):
 def test_daemons_are_independent(fleet):
     name = "vf-fleet-probe-%s" % uuid.uuid4().hex[:8]
     xml = "<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory><os><type arch='x86_64' machine='q35'>hvm</type></os></domain>" % name
-    define = 'f=$(mktemp) && cat > "$f" && LIBVIRT_AUTOSTART=0 virsh -q -c qemu:///session define "$f"; rc=$?; rm -f "$f"; exit $rc'
+    define = 'f=$(mktemp "$HOME/vf-probe.XXXXXX") && cat > "$f" && LIBVIRT_AUTOSTART=0 virsh -q -c qemu:///session define "$f"; rc=$?; rm -f "$f"; exit $rc'
     fleet.ssh("hv1", define, input_text=xml)
     try:
         assert name in fleet.list_domains("hv1")

@@ -40,6 +40,12 @@ UPGRADE_TAMPER = os.path.join(TASKS, "upgrade_tamper.yml")
 RESTART = os.path.join(TASKS, "restart_session_libvirt.yml")
 
 IO_RULE = "io-native-needs-direct-cache"
+# Finding statuses (report schema 1.1) and those that fail the report's gate, worst first.
+STATUSES = ("failed", "unknown", "conflict", "not_attempted", "drift", "vanished", "pending", "skipped", "fixed")
+GATING = ("failed", "unknown", "conflict", "not_attempted", "drift")
+# The checks role (roles/checks/tasks/main.yml): its argument validation, then ONE virt_policy call per host.
+CHECKS_VALIDATION = "Validating arguments against arg spec 'main' - Internal - run every virtfleet check on one host"
+POLICY_TASK = "Run every enabled check on every selected domain (one call, one define per changed domain)"
 ALIAS_RULE = "alias-missing"
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)"
                    r"\s+rescued=(\d+)\s+ignored=(\d+)", re.M)
@@ -131,7 +137,8 @@ def assert_summary_consistent(report):
         assert host["summary"]["domains"] == len(host["domains"]), host["name"]
         assert host["summary"]["findings"] == len(mine), host["name"]
         assert host["summary"]["pending_restart"] == sum(1 for f in mine if f["pending_restart"]), host["name"]
-    gating = summary["findings"]["by_status"]["drift"] + summary["findings"]["by_status"]["failed"]
+    assert sorted(summary["findings"]["by_status"]) == sorted(STATUSES)
+    gating = sum(summary["findings"]["by_status"][s] for s in GATING)
     assert summary["passed"] == (not gating and not summary["unreachable_hosts"] and not summary["failed_hosts"])
 
 
@@ -199,6 +206,16 @@ def test_audit_check_reports_the_seeded_violations_and_changes_nothing(fleet, tm
     for host in fleet.hosts:
         assert counts[host]["changed"] == 0 and counts[host]["failed"] == 0 and counts[host]["unreachable"] == 0, res
 
+    # The checks role makes one virt_policy call per host, for every check, and no other module call.
+    sections = task_sections(res)
+    checks_tasks = [title for title in sections if title.startswith("virtfleet.libvirt.checks : ")]
+    assert checks_tasks == ["virtfleet.libvirt.checks : " + name for name in (
+        CHECKS_VALIDATION, POLICY_TASK, "Publish this host's findings as virtfleet_audit_result",
+        "Fail this host when it could not be checked (its result is published first)")], checks_tasks
+    policy = sections["virtfleet.libvirt.checks : " + POLICY_TASK]
+    assert sorted(re.findall(r"^ok: \[(hv\d)\]", policy, re.M)) == list(fleet.hosts), res
+    assert res.stdout.count("TASK [virtfleet.libvirt.checks : " + POLICY_TASK + "]") == 1, res
+
     report, junit, html = load_report(tmp_path, "compliance")
     hosts = hosts_of(report)
     assert list(hosts) == list(fleet.hosts)
@@ -207,6 +224,20 @@ def test_audit_check_reports_the_seeded_violations_and_changes_nothing(fleet, tm
         assert hosts[host]["status"] == "ok", hosts[host]
         assert hosts[host]["check_mode"] is True
         assert sorted(d["name"] for d in hosts[host]["domains"]) == sorted(d.name for d in fleet.domains_of(host))
+        # every domain with its UUID, from the one call (not only those a finding names)
+        assert all(re.fullmatch(r"[0-9a-f-]{36}", d["uuid"] or "") for d in hosts[host]["domains"]), hosts[host]
+        # one entry per enabled check, all from the same call: same summary, every domain looked at
+        checks = hosts[host]["checks"]
+        assert sorted(checks) == ["aliases", "disk_io"], checks
+        for name, check in checks.items():
+            assert check["changed"] is False and check["failed"] is False and check["msg"] is None, (name, check)
+            assert check["domains"] == len(fleet.domains_of(host)), (name, check)
+            assert check["summary"] == checks["aliases"]["summary"], checks
+        assert checks["aliases"]["summary"]["domains_selected"] == len(fleet.domains_of(host)), checks
+        # check mode: domains_changed counts the domains that would be changed (those with drift)
+        assert checks["aliases"]["summary"]["domains_changed"] == sum(
+            1 for d in hosts[host]["domains"] if any(f["status"] == "drift" for f in d["findings"])), checks
+        assert checks["aliases"]["summary"]["findings"] == hosts[host]["summary"]["findings"], checks
 
     found = all_findings(report)
     assert found and all(f["status"] == "drift" for _h, _d, f in found)
@@ -289,9 +320,6 @@ def test_unreachable_host_is_reported_as_unreachable(fleet, tmp_path):
 
 # --- a host lost mid-run, every host lost, every host failing -----------------------------------
 
-PROBE_TASK = "Check that the host can run the virtfleet modules (libvirt-python, lxml, daemon)"
-
-
 def task_sections(result):
     """{task title: output lines} of an ansible-playbook run (a title may repeat: the last wins)."""
     out = {}
@@ -306,16 +334,17 @@ def test_host_lost_mid_run_is_reported_unreachable_and_the_others_are_audited(fl
     reports = tmp_path / "reports"
     before = snapshot(fleet, ["hv1", "hv2"])
     res = fleet.playbook(AUDIT, check=True, extra_vars={"virtfleet_report_dir": str(reports)},
-                         env=fleet.stop_during("hv3", PROBE_TASK, log))
-    # It happened mid-run: hv3 answered the prerequisite probe, then its sshd and sessions were
-    # stopped, and its next task found it unreachable.
+                         env=fleet.stop_during("hv3", CHECKS_VALIDATION, log))
+    # It happened mid-run: the checks role had started on hv3 (its argument validation passed),
+    # then hv3's sshd and sessions were stopped, and the role's one module call found it unreachable.
     assert log.exists() and log.read_text().count("stopped hv3") == 1, res
-    assert " rc=0 " in log.read_text(), log.read_text()
+    assert " rc=0 " in log.read_text() and CHECKS_VALIDATION in log.read_text(), log.read_text()
     sections = task_sections(res)
-    probe = sections["virtfleet.libvirt.checks : " + PROBE_TASK]
-    assert re.search(r"^ok: \[hv3\]", probe, re.M), res
-    disk = sections["virtfleet.libvirt.checks : Disk io/cache policy"]
-    assert re.search(r"^fatal: \[hv3\]: UNREACHABLE!", disk, re.M) and "...ignoring" in disk, res
+    validated = sections["virtfleet.libvirt.checks : " + CHECKS_VALIDATION]
+    assert re.search(r"^ok: \[hv3\]", validated, re.M), res
+    policy = sections["virtfleet.libvirt.checks : " + POLICY_TASK]
+    assert re.search(r"^fatal: \[hv3\]: UNREACHABLE!", policy, re.M) and "...ignoring" in policy, res
+    assert sorted(re.findall(r"^ok: \[(hv\d)\]", policy, re.M)) == ["hv1", "hv2"], res
     assert res.rc == 4, res
     counts = recap(res)
     assert counts["hv3"]["unreachable"] == 1, res
@@ -367,7 +396,9 @@ def test_every_host_unreachable_still_writes_the_report(fleet, tmp_path):
 def python_without_libvirt():
     """A real Python on the hosts whose import path lacks libvirt-python and lxml (a venv of
     /usr/bin/python3 without system site packages), readable by every host user."""
-    where = tempfile.mkdtemp(prefix="vf-bare-python-")
+    # In a temp dir the host users can reach (/tmp may be private to root; /var/tmp is 1777).
+    base = next(d for d in (tempfile.gettempdir(), "/var/tmp") if os.stat(d).st_mode & 0o001)
+    where = tempfile.mkdtemp(prefix="vf-bare-python-", dir=base)
     os.chmod(where, 0o755)
     venv = os.path.join(where, "venv")
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", venv], check=True, capture_output=True)
@@ -389,9 +420,12 @@ def test_missing_libvirt_python_fails_every_host_with_the_fix_and_changes_nothin
     assert all(counts[h]["failed"] == 1 and counts[h]["changed"] == 0 for h in fleet.hosts), res
     fatal = re.findall(r"^fatal: \[(hv\d)\]: FAILED! => .*", res.stdout, re.M)
     assert sorted(set(fatal)) == list(fleet.hosts), res
-    # The checks never ran: the probe failed and every check task was skipped.
-    disk = task_sections(res)["virtfleet.libvirt.checks : Disk io/cache policy"]
-    assert all(re.search(r"^skipping: \[%s\]" % h, disk, re.M) for h in fleet.hosts), res
+    # The checks' one module call failed on every host before it connected to libvirt (missing
+    # library), and the role went on to publish that result.
+    policy = task_sections(res)["virtfleet.libvirt.checks : " + POLICY_TASK]
+    assert sorted(re.findall(r"^fatal: \[(hv\d)\]: FAILED! =>", policy, re.M)) == list(fleet.hosts), res
+    assert policy.count("...ignoring") == len(fleet.hosts) and "libvirt-python" in policy, res
+    assert not re.search(r"^(ok|changed): \[hv\d\]", policy, re.M), res
 
     report, _junit, html = load_report(tmp_path, "remediation")
     assert [(h["name"], h["status"]) for h in report["hosts"]] == [(h, "failed") for h in fleet.hosts]
@@ -484,7 +518,7 @@ def test_remediate_then_audit_has_no_drift_or_failure(remediation):
     assert remediation.first.rc == 0, remediation.first
     assert all(first[h]["failed"] == 0 for h in ("hv1", "hv2", "hv3")), remediation.first
     report, _junit, _html = load_report(remediation.dirs["audit"], "compliance")
-    bad = [(h, d, f["rule"], f["status"]) for h, d, f in all_findings(report) if f["status"] in ("drift", "failed")]
+    bad = [(h, d, f["rule"], f["status"]) for h, d, f in all_findings(report) if f["status"] in GATING]
     assert bad == []
 
 
