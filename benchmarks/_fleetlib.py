@@ -241,11 +241,12 @@ def floor(uri, prefix, reads=2):
 
 
 def run_engine(uri, names=None, exclude=None, check_mode=True, backup_dir="/nonexistent-not-used", adapter=None,
-               policy=POLICY, lock=None):
+               policy=None, lock=None):
     """What virt_policy's run_rules does, without Ansible: connect, versions, rules, Engine.run, close."""
     from ansible_collections.virtfleet.libvirt.plugins.module_utils import _engine, _rules
     from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import Adapter
 
+    policy = POLICY if policy is None else policy
     _rules.build(policy)
     adapter = adapter or Adapter(uri)
     try:
@@ -412,5 +413,7 @@ def run_playbook(playbook, inventory, args=(), env=None, cwd=None):
 
 def table(rows, headers):
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+
+    def line(r):
+        return "  ".join(str(c).ljust(w) for c, w in zip(r, widths))
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])

@@ -49,9 +49,9 @@ def engine_once(uri, fleet, names=None):
     """(seconds, result, rss increment KiB, peak RSS KiB) of one check-mode engine run."""
     gc.collect()
     F.reset_peak()
-    before, _ = F.rss_kib()
+    before, _peak = F.rss_kib()
     seconds, result = F.timed(F.run_engine, uri, names=names, exclude=None if names else fleet.exclude)
-    _, peak = F.rss_kib()
+    _rss, peak = F.rss_kib()
     if result["connection_lost"]:
         raise F.Interrupted(result.get("connection_error"))
     return seconds, result, peak - before, peak

@@ -195,7 +195,7 @@ def _local(tag):
     if not isinstance(tag, str):
         return None
     if tag.startswith("{"):
-        ns, _, local = tag[1:].partition("}")
+        ns, _sep, local = tag[1:].partition("}")
         return ("qemu:" if ns == QEMU_NS else "{%s}" % ns) + local
     return tag
 

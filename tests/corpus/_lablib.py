@@ -65,7 +65,7 @@ class Definer:
         except libvirt.libvirtError:
             if self._alive():
                 raise
-        for _ in range(50):
+        for _attempt in range(50):
             try:
                 self.conn = libvirt.open(self.uri)
                 break
@@ -224,7 +224,7 @@ def report(records, directory, seconds=None):
         lines += ["", "## %s: %d classes" % (title, len(classes)), "",
                   "| files | kind | element | example file | example |", "|---:|---|---|---|---|"]
         for klass, (files, ex_file, ex_detail) in sorted(classes.items(), key=lambda kv: (-len(kv[1][0]), kv[0])):
-            kind, _, where = klass.partition(" ")
+            kind, _sep, where = klass.partition(" ")
             lines.append("| %d | %s | `%s` | %s | %s |" % (len(files), kind, where, ex_file, ex_detail.replace("|", "/")))
     if refused:
         lines += ["", "## refused at define (%d)" % sum(refused.values()), ""]

@@ -106,7 +106,7 @@ def pytest_generate_tests(metafunc):
             secret = _secret_files(directory, files)
             metafunc.parametrize("secret_file", secret, ids=[f[:-4] for f in secret])
     if "module_name" in metafunc.fixturenames:
-        metafunc.parametrize("module_name", [m for m, _ in MODULE_RUNS])
+        metafunc.parametrize("module_name", [m for m, _run in MODULE_RUNS])
 
 
 def pytest_collection_modifyitems(config, items):
@@ -346,7 +346,7 @@ def corpus_run(conn, lab_uri):
     finally:
         corpus.cleanup_errors = definer.cleanup()
         corpus.reconnects = definer.reconnects
-        leftovers = [n for n in _our_domains(definer.conn, definer.run_id)]
+        leftovers = list(_our_domains(definer.conn, definer.run_id))
         corpus.cleanup_errors += ["left defined: %s" % n for n in leftovers]
 
 
