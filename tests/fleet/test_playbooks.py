@@ -397,7 +397,7 @@ def python_without_libvirt():
     """A real Python on the hosts whose import path lacks libvirt-python and lxml (a venv of
     /usr/bin/python3 without system site packages), readable by every host user."""
     # In a temp dir the host users can reach (/tmp may be private to root; /var/tmp is 1777).
-    base = next(d for d in (tempfile.gettempdir(), "/var/tmp") if os.stat(d).st_mode & 0o001)
+    base = tempfile.gettempdir() if os.stat(tempfile.gettempdir()).st_mode & 0o001 else "/var/tmp"
     where = tempfile.mkdtemp(prefix="vf-bare-python-", dir=base)
     os.chmod(where, 0o755)
     venv = os.path.join(where, "venv")
