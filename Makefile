@@ -18,7 +18,7 @@ APT_VENV := libvirt-dev pkg-config
 # The busybox guest of the detach integration tests (tests/integration/_detach_lib.py reads VIRTFLEET_GUEST_DIR).
 GUEST_DIR ?= $(or $(VIRTFLEET_GUEST_DIR),/var/lib/libvirt/images/virtfleet-guest)
 
-.PHONY: help deps venv collection demo lab units sanity lint integration faults corpus corpus-ci fleet fleet-down fleet-test molecule test clean
+.PHONY: help deps venv collection demo lab units sanity lint integration faults corpus corpus-ci package fleet fleet-down fleet-test molecule test clean
 
 help:
 	@echo 'make venv         apt prerequisites + .venv with requirements.txt (stamp: reruns are instant)'
@@ -37,6 +37,7 @@ help:
 	@echo 'make molecule     molecule scenarios of the audit, remediate and detach roles against the fleet'
 	@echo 'make fleet-test   roles and playbooks against that fleet: pytest tests/fleet'
 	@echo 'make test         units, sanity, integration (all run; fails if any failed)'
+	@echo 'make package      tarball into .build/dist from a clean copy + changelog/docs lint on it (PACKAGE_ARGS=--importer: galaxy-importer too)'
 	@echo 'make clean        remove .venv, .build and test caches'
 
 deps:
@@ -121,6 +122,9 @@ test: venv collection
 	$(MAKE) --no-print-directory corpus-ci || failed="$$failed corpus"; \
 	$(MAKE) --no-print-directory integration || failed="$$failed integration"; \
 	if [[ -n $$failed ]]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi
+
+package: venv
+	@scripts/package.sh $(PACKAGE_ARGS)
 
 clean:
 	rm -rf $(VENV) .build tests/output .pytest_cache .hypothesis
