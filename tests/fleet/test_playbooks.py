@@ -4,8 +4,8 @@ audit.yml (check mode, JSON/JUnit/HTML report, nothing changed), remediate.yml (
 audit, legacy domains start, idempotent re-run, zero findings after a cold boot of the running
 domains), rolling_upgrade.yml (batch by batch with a real daemon restart per host; stops at the
 first batch when the upgrade changes a domain's machine type or a device address), a host
-unreachable before the run and one lost mid-run (a callback stops its sshd after its first
-task), every host unreachable or failing (the report is still written), a host Python without
+unreachable before the run and one lost mid-run (a callback stops its sshd once the checks role
+has validated its arguments there, right before the role's one virt_policy call), every host unreachable or failing (the report is still written), a host Python without
 libvirt-python (the fix is named), audit.yml with --limit, and detach.yml. Substitute task files
 for the rolling upgrade are in tests/fleet/tasks/.
 
