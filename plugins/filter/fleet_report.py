@@ -333,7 +333,7 @@ def render_junit(report):
                 statuses = [f["status"] for f in items]
                 text = "\n".join(_x(_finding_line(host["name"], dom["name"], f)) for f in items)
                 gating = [s for s in STATUSES if s in statuses and s in GATING]
-                waiting = [s for s in STATUSES if s in statuses and s in ("pending", "skipped")]
+                waiting = [s for s in STATUSES if s in statuses and s in ("pending", "skipped", "vanished")]
                 if gating:
                     element = ET.SubElement(testcase, "failure", type=gating[0], message=_x(
                         "%s: %s" % (_plural(len(items), "finding"), ", ".join(sorted(set(statuses))))))

@@ -450,3 +450,14 @@ def test_filter_docs_render_with_ansible_doc():
     docs = json.loads(proc.stdout)
     assert set(docs) == set(names)
     assert set(docs[names[0]]["doc"]["options"]) == {"_input", "hostvars", "title", "generated_at"}
+
+
+def test_junit_a_vanished_domain_is_skipped_not_passed():
+    from ansible_collections.virtfleet.libvirt.plugins.filter import fleet_report as fr
+    hostvars = {"hv1": {"virtfleet_audit_result": {
+        "host": "hv1", "status": "ok", "checks": {"aliases": {"summary": {}}},
+        "findings": [{"domain": "gone", "uuid": "u1", "check": "aliases", "rule": "alias-missing", "status": "vanished",
+                      "pending_restart": False, "device": {"kind": "disk", "target": "vda"}, "current": {},
+                      "desired": {}, "message": "disk vda: vanished"}]}}}
+    text = fr.render_junit(fr.build_report(["hv1"], hostvars, generated_at="2026-12-01T00:00:00Z"))
+    assert '<skipped message="vanished' in text and "<failure" not in text
