@@ -31,6 +31,10 @@ Per-task times come from benchmarks/callback_plugins/vf_timer.py (time between t
     .venv/bin/python benchmarks/audit_playbook.py [--domains 1000] [--rounds 5] [--rounds-remediate 3]
         [--loop-domains 50] [--part audit|remediate|all] [--profile-module]
 
+``--py-spy PATH``: after the rounds, one more audit.yml --check under ``py-spy record --subprocesses``
+(PATH: the py-spy binary, e.g. from ``pip install --target /tmp/pyspy py-spy``): prints the
+functions with the most samples over ansible-playbook, its workers and the module process, inclusive
+and own (where the time of the report tasks and of the module's exit_json goes).
 ``--profile-module``: also run the virt_policy module once as Ansible would (``python -m`` with an
 args file, check mode), report its wall time, stdout size, and its cProfile top functions.
 Takes 3-4 minutes with the defaults on an idle 2-core machine. Nothing asserts on time; exit 1
@@ -165,9 +169,8 @@ class Runner:
                              ["-e", json.dumps({"vf_loop_domains": names})])[0]
 
     def remediate(self, counter):
-        self.fleet.reset()
+        self.reset(counter)
         backups = os.path.join(self.workdir, "backups-%d" % self.runs)
-        counter.reset()
         seconds, _proc = self.playbook("remediate", REMEDIATE, ["-e", json.dumps({"virtfleet_backup_dir": backups})])
         n = len(self.fleet.names)
         events = counter.settle(expected=n)
@@ -179,9 +182,16 @@ class Runner:
                                 % (events, files, n, rep["findings"]))
         return seconds, events, files, rep
 
-    def defines(self, patched, counter):
-        self.fleet.reset()
+    def reset(self, counter):
+        """Reset the fleet, wait for the reset's own DEFINED events, then count from 0."""
         counter.reset()
+        self.fleet.reset()
+        counter.settle(expected=len(self.fleet.names))
+        time.sleep(0.3)
+        counter.reset()
+
+    def defines(self, patched, counter):
+        self.reset(counter)
         started = time.perf_counter()
         conn = F._open(self.uri)
         for xml in patched:
@@ -238,7 +248,85 @@ def profile_module(uri, fleet, workdir):
     sec_load, _ = F.timed(json.loads, text)
     lines.append("json.dumps of the result: %.3f s, json.loads: %.3f s (%.2f MB, %d findings)"
                  % (sec_dump, sec_load, len(text) / 1e6, len(result.get("findings", []))))
+    lines += report_side(result)
     return "\n".join(lines)
+
+
+def report_side(result):
+    """The controller-side pieces the playbook runs on the module result, timed one by one in this process."""
+    import copy
+    import pickle
+
+    from ansible.module_utils.common.parameters import remove_values
+    from ansible_collections.virtfleet.libvirt.plugins.filter import fleet_report as fr
+
+    out = ["controller-side pieces on that result, in this process (seconds, median of 3):"]
+
+    def t(label, func, *args):
+        secs = []
+        for _ in range(3):
+            sec, value = F.timed(func, *args)
+            secs.append(sec)
+        out.append("  %7.3f  %s" % (F.median(secs), label))
+        return value
+
+    t("remove_values(result, set()) (AnsibleModule.exit_json, no no_log values at all)", remove_values, result, set())
+    fact = {"host": "localhost", "uri": "qemu:///system", "mode": "audit", "check_mode": True, "status": "ok",
+            "error": None, "checks": {}, "summary": result["summary"], "domains": result["domains"],
+            "findings": result["findings"]}
+    t("pickle round trip of the result (worker -> strategy, once per task result)",
+      lambda: pickle.loads(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
+    t("copy.deepcopy of the result (a copy of a fact)", copy.deepcopy, result)
+    hostvars = {"localhost": {"virtfleet_audit_result": fact}}
+    report = t("fleet_report(hosts, hostvars) (the Merge set_fact's filter)", fr.build_report, ["localhost"], hostvars)
+    text = t("to_nice_json(report) (json.dumps indent=2)", lambda: json.dumps(report, indent=2, sort_keys=False))
+    t("fleet_report_junit(report)", fr.render_junit, report)
+    html = t("fleet_report_html(report)", fr.render_html, report)
+    t("pickle round trip of the report", lambda: pickle.loads(pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)))
+    out.append("  sizes: report JSON %.2f MB, HTML %.2f MB" % (len(text) / 1e6, len(html) / 1e6))
+    return out
+
+
+def py_spy(binary, runner, top=45):
+    """One audit.yml --check under py-spy (every process); the most sampled functions, inclusive and own."""
+    out = os.path.join(runner.workdir, "py-spy.txt")
+    cmd = [binary, "record", "--subprocesses", "--rate", "200", "--format", "raw", "-o", out, "--",
+           F.ANSIBLE_PLAYBOOK, "-i", runner.inventory, AUDIT, "--check"]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=F.ansible_env(), cwd=runner.workdir, check=False)
+    wall = time.perf_counter() - started
+    if not os.path.exists(out):
+        return "py-spy failed (rc %d): %s" % (proc.returncode, proc.stderr[-2000:])
+    inclusive, own, total = {}, {}, 0
+    with open(out, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            stack, _sep, count = line.rstrip("\n").rpartition(" ")
+            if not count.isdigit():
+                continue
+            n = int(count)
+            frames = [f for f in stack.split(";") if f and not f.startswith("process ")]
+            total += n
+            for name in {_short(f) for f in frames}:
+                inclusive[name] = inclusive.get(name, 0) + n
+            if frames:
+                own[_short(frames[-1])] = own.get(_short(frames[-1]), 0) + n
+    rate = 200.0
+    lines = ["py-spy over one audit.yml --check (%.1f s wall under py-spy, %d samples = %.1f s of CPU+wait in all "
+             "processes, %.0f Hz):" % (wall, total, total / rate, rate)]
+    skip = ("<module>", "_run_code", "run_module", "_bootstrap", "_call_with_frames_removed", "exec_module")
+    for title, table in (("inclusive", inclusive), ("own", own)):
+        lines.append("--- %s samples, top %d (s = samples / rate) ---" % (title, top))
+        rows = sorted(((v, k) for k, v in table.items() if not any(x in k for x in skip)), reverse=True)[:top]
+        lines += ["  %7.2f s  %s" % (v / rate, k[:150]) for v, k in rows]
+    return "\n".join(lines)
+
+
+def _short(frame):
+    """'func (path/to/file.py:123)' -> 'func (file.py)' so that lines of one function add up."""
+    name, _sep, where = frame.partition(" (")
+    path = where.rsplit(":", 1)[0].rstrip(")")
+    parts = path.split("/")
+    return "%s (%s)" % (name, "/".join(parts[-2:]))
 
 
 def main():
@@ -250,6 +338,7 @@ def main():
     parser.add_argument("--loop-rounds", type=int, default=3)
     parser.add_argument("--part", choices=("audit", "remediate", "all"), default="all")
     parser.add_argument("--profile-module", action="store_true")
+    parser.add_argument("--py-spy", default=None, metavar="PATH")
     parser.add_argument("--uri", default=None)
     args = parser.parse_args()
     uri = args.uri or F.lab_env()["LIBVIRT_URI"]
@@ -313,6 +402,8 @@ def main():
                     fleet.reset()
             if args.profile_module:
                 notes.append(profile_module(uri, fleet, workdir))
+            if args.py_spy:
+                notes.append(py_spy(args.py_spy, runner))
             print("undefining %d domains ..." % len(fleet.names), flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
