@@ -58,6 +58,7 @@ def _version_tuple(number):
 # virDomainState -> the words virsh uses
 _STATES = {0: "no state", 1: "running", 2: "blocked", 3: "paused", 4: "shutting down", 5: "shut off",
            6: "crashed", 7: "suspended"}
+_ACTIVE_STATES = ("running", "blocked", "paused", "shutting down", "suspended")
 
 
 def _code(exc):
@@ -86,6 +87,8 @@ class Adapter:
         # the module's JSON output; errors reach us as exceptions anyway.
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
         self.uri = uri
+        self._transient = None   # UUIDs of transient domains, known after select()
+        self._handles = {}       # UUID -> domain handle of the selection
         try:
             self.conn = libvirt.open(uri)
         except libvirt.libvirtError as exc:
@@ -130,12 +133,13 @@ class Adapter:
         exclude = list(exclude or [])
         try:
             if names:
-                doms, missing = [], []
+                doms, missing, seen = [], [], set()
                 for name in names:
                     dom = self._lookup(name)
                     if dom is None:
                         missing.append(name)
-                    elif dom.UUIDString() not in [d.UUIDString() for d in doms]:
+                    elif dom.UUIDString() not in seen:
+                        seen.add(dom.UUIDString())
                         doms.append(dom)
                 if missing:
                     known = sorted(d.name() for d in self.conn.listAllDomains(0))
@@ -147,10 +151,14 @@ class Adapter:
                         missing=missing, uri=self.uri)
             else:
                 doms = self.conn.listAllDomains(0)
+            # One listing tells which domains are transient: a read then needs no isPersistent() call.
+            self._transient = {d.UUIDString() for d in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)}
         except libvirt.libvirtError as exc:
             raise self._error(exc, "Cannot list domains on %s" % self.uri)
         doms = sorted(doms, key=lambda d: d.name())
-        return [d for d in doms if not any(fnmatch.fnmatchcase(d.name(), pat) for pat in exclude)]
+        doms = [d for d in doms if not any(fnmatch.fnmatchcase(d.name(), pat) for pat in exclude)]
+        self._handles = {d.UUIDString(): d for d in doms}
+        return doms
 
     @staticmethod
     def name_of(dom):
@@ -209,18 +217,25 @@ class Adapter:
     def read(self, dom):
         """libvirt's own XML of one domain: inactive (SECURE) and, when running, live.
 
-        Raises DomainVanished when the domain no longer exists, ConnectionLost when the
-        connection is gone.
+        Two calls for a domain that is not running (its state, its inactive XML), like the bare
+        floor; a running one adds its live XML. Raises DomainVanished when the domain no longer
+        exists, ConnectionLost when the connection is gone.
         """
         try:
-            active = bool(dom.isActive())
-            persistent = bool(dom.isPersistent())
+            uuid = dom.UUIDString()
+            run_state = _STATES.get(dom.state()[0], "unknown")
+            # shut off: not active, no further call; "no state"/"crashed" are ambiguous: ask libvirt.
+            active = False if run_state == "shut off" else (
+                True if run_state in _ACTIVE_STATES else bool(dom.isActive()))
+            if self._transient is None or (active and uuid in self._transient):
+                persistent = bool(dom.isPersistent())
+            else:
+                persistent = uuid not in self._transient
             flags = libvirt.VIR_DOMAIN_XML_SECURE
             # A transient domain has no inactive definition: its INACTIVE XML is the live one.
             inactive = dom.XMLDesc(flags | libvirt.VIR_DOMAIN_XML_INACTIVE)
             live = dom.XMLDesc(flags) if active else None
-            run_state = _STATES.get(dom.state()[0], "unknown")
-            return DomainState(name=dom.name(), uuid=dom.UUIDString(), active=active, persistent=persistent,
+            return DomainState(name=dom.name(), uuid=uuid, active=active, persistent=persistent,
                                inactive_xml=inactive, live_xml=live, state=run_state)
         except libvirt.libvirtError as exc:
             if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
@@ -229,14 +244,19 @@ class Adapter:
             raise self._error(exc, "Cannot read domain %s on %s" % (_name(dom), self.uri))
 
     def reread(self, uuid):
-        """The current state of the domain with ``uuid`` (DomainVanished when it is gone)."""
-        try:
-            dom = self.conn.lookupByUUIDString(uuid)
-        except libvirt.libvirtError as exc:
-            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
-                raise DomainVanished("Domain %s no longer exists on %s: %s" % (uuid, self.uri, exc),
-                                     libvirt_code=_code(exc))
-            raise self._error(exc, "Cannot look up domain %s on %s" % (uuid, self.uri))
+        """The current state of the domain with ``uuid`` (DomainVanished when it is gone).
+
+        The handle from the selection is reused (libvirt resolves it by UUID on every call).
+        """
+        dom = self._handles.get(uuid)
+        if dom is None:
+            try:
+                dom = self.conn.lookupByUUIDString(uuid)
+            except libvirt.libvirtError as exc:
+                if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                    raise DomainVanished("Domain %s no longer exists on %s: %s" % (uuid, self.uri, exc),
+                                         libvirt_code=_code(exc))
+                raise self._error(exc, "Cannot look up domain %s on %s" % (uuid, self.uri))
         return self.read(dom)
 
     # --- writing ---------------------------------------------------------------------------

@@ -135,7 +135,9 @@ class Engine:
         try:
             changes = self._plan(state)
             edits = _plan.domain_edits(changes)
-            patched = _plan.apply_edits(state.inactive_xml, edits) if edits else state.inactive_xml
+            # Check mode needs the patched text only to show it (--diff).
+            patch = edits and (self.diff_mode or not self.check_mode)
+            patched = _plan.apply_edits(state.inactive_xml, edits) if patch else state.inactive_xml
         except XMLError as exc:
             self._set(out, _vocab.FAILED, "cannot be audited: %s Nothing was changed; the other domains were "
                       "checked." % exc.msg)
@@ -214,8 +216,12 @@ class Engine:
         diffs = _verify.compare(sent, got, shown=self._shown)
         losses = [d for d in diffs if not d["normalisation"]]
         out.normalised = [_verify.describe(d) for d in diffs if d["normalisation"]][:MAX_LISTED]
+        # An alias edit libvirt did not keep, per device (another rule's edit of the same device stands).
+        dropped = {e: why for e, why in dropped_aliases}
         dropped_paths = {e.device: why for e, why in dropped_aliases}
-        leftover = [c for c in self._plan(after) if c.actionable and c.device.get("path") not in dropped_paths]
+        replan = self._plan(after)
+        leftover = [c for c in replan if c.actionable and not (
+            c.device.get("path") in dropped_paths and all(e.child == "alias" for e in c.edits))]
         if losses or lost_edits:
             problems = ["planned change not kept: %s %s" % (e.device, why) for e, why in lost_edits]
             problems += [_verify.describe(d) for d in losses]
@@ -239,14 +245,14 @@ class Engine:
             return self._findings(out, changes, _vocab.FAILED, (
                 "after the define, libvirt's definition differs from the plan: %s. %s" % (
                     "; ".join(problems[:MAX_LISTED]), restored)))
-        out.changed = not _same(after.inactive_xml, state.inactive_xml) and bool(
-            [e for e in edits if e.device not in dropped_paths])
+        # Changed unless every edit was an alias libvirt did not keep (then the define was a no-op).
+        out.changed = any(e not in dropped for e in edits)
         self._diff(out, state.inactive_xml, after.inactive_xml)
         # pending_restart is what the running domain shows now, after the fix.
-        pending = {c.device.get("path") for c in self._plan(after) if c.pending_restart}
+        pending = {c.device.get("path") for c in replan if c.pending_restart}
         final = []
         for change in changes:
-            if change.actionable and change.device.get("path") in dropped_paths:
+            if change.actionable and change.edits and all(e in dropped for e in change.edits):
                 final.append(dataclasses.replace(change, status=_vocab.SKIPPED, edits=(), pending_restart=False,
                                                  message="%s; libvirt does not keep an alias on this device (%s): "
                                                          "left as it is" % (change.message,

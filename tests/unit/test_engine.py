@@ -379,3 +379,14 @@ def test_unknown_rules_and_empty_requests_are_refused():
         _rules.build({"nope": {}})
     with pytest.raises(InvalidRequest, match="No rule requested"):
         _rules.build({"aliases": None})
+
+
+def test_a_dropped_alias_does_not_undo_another_rules_fix_of_the_same_device(tmp_path):
+    fake = FakeLibvirt(dom_xml("a"))
+    fake.normalise = lambda xml: re.sub(r"\s*<alias name=\"[^\"]+\"/>", "", xml)
+    result = run(fake, tmp_path)
+    (d,) = result["domains"]
+    assert d["status"] == "fixed" and d["changed"] is True
+    by_check = {f["check"]: f["status"] for f in result["findings"]}
+    assert by_check == {"disk_io": "fixed", "aliases": "skipped"}
+    assert "io='threads'" in fake.defs[uuid_of("a")].replace('"', "'")
