@@ -89,6 +89,7 @@ class Adapter:
         self.uri = uri
         self._transient = None   # UUIDs of transient domains, known after select()
         self._handles = {}       # UUID -> domain handle of the selection
+        self._inactive = set()   # UUIDs listed as not running by select(), until their first read
         try:
             self.conn = libvirt.open(uri)
         except libvirt.libvirtError as exc:
@@ -151,8 +152,10 @@ class Adapter:
                         missing=missing, uri=self.uri)
             else:
                 doms = self.conn.listAllDomains(0)
-            # One listing tells which domains are transient: a read then needs no isPersistent() call.
+            # Two listings tell which domains run and which are transient, so the first read of a domain
+            # that is not running costs one call (its inactive XML) instead of four. Re-reads ask again.
             self._transient = {d.UUIDString() for d in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)}
+            self._inactive = {d.UUIDString() for d in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_INACTIVE)}
         except libvirt.libvirtError as exc:
             raise self._error(exc, "Cannot list domains on %s" % self.uri)
         doms = sorted(doms, key=lambda d: d.name())
@@ -223,10 +226,14 @@ class Adapter:
         """
         try:
             uuid = dom.UUIDString()
-            run_state = _STATES.get(dom.state()[0], "unknown")
-            # shut off: not active, no further call; "no state"/"crashed" are ambiguous: ask libvirt.
-            active = False if run_state == "shut off" else (
-                True if run_state in _ACTIVE_STATES else bool(dom.isActive()))
+            if uuid in self._inactive:
+                self._inactive.discard(uuid)   # listed as not running just now: valid for this first read only
+                run_state, active = "shut off", False
+            else:
+                run_state = _STATES.get(dom.state()[0], "unknown")
+                # shut off: not active; "no state"/"crashed" are ambiguous: ask libvirt.
+                active = False if run_state == "shut off" else (
+                    True if run_state in _ACTIVE_STATES else bool(dom.isActive()))
             if self._transient is None or (active and uuid in self._transient):
                 persistent = bool(dom.isPersistent())
             else:
