@@ -44,7 +44,6 @@ if a run failed or the define counts are not N.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import io
 import json
 import os
@@ -245,7 +244,7 @@ def profile_module(uri, fleet, workdir):
     # JSON encode/decode of the result, the two ends of the module's stdout
     result = json.loads(proc.stdout)
     sec_dump, text = F.timed(json.dumps, result)
-    sec_load, _ = F.timed(json.loads, text)
+    sec_load, _loaded = F.timed(json.loads, text)
     lines.append("json.dumps of the result: %.3f s, json.loads: %.3f s (%.2f MB, %d findings)"
                  % (sec_dump, sec_load, len(text) / 1e6, len(result.get("findings", []))))
     lines += report_side(result)
@@ -264,7 +263,7 @@ def report_side(result):
 
     def t(label, func, *args):
         secs = []
-        for _ in range(3):
+        for _round in range(3):
             sec, value = F.timed(func, *args)
             secs.append(sec)
         out.append("  %7.3f  %s" % (F.median(secs), label))
@@ -371,9 +370,8 @@ def main():
                             sec = runner.measure(runner.loop, loop_names)
                         if sec is not None:
                             res[kind].append(sec)
-                    print("audit round %d: %s" % (rnd + 1, ", ".join("%s %.2f s" % (k, res[k][-1]) for k in order
-                                                                      if len(res[k]) > rnd - (k == "loop") * 0)),
-                          flush=True)
+                    shown = ", ".join("%s %.2f s" % (k, res[k][-1]) for k in order if len(res[k]) > rnd)
+                    print("audit round %d: %s" % (rnd + 1, shown), flush=True)
             if args.part in ("remediate", "all"):
                 with F.DefineCounter(uri, fleet.prefix) as counter:
                     sec, events, files, rep = F.retry(runner.remediate, fleet, counter)   # gives the patched XML

@@ -65,9 +65,9 @@ def child_rss(uri, prefix):
     F.run_engine(uri, exclude=exclude + ["*"])   # imports, connection, the rules: everything but the domains
     gc.collect()
     F.reset_peak()
-    before, _ = F.rss_kib()
+    before, _now = F.rss_kib()
     result = F.run_engine(uri, exclude=exclude)
-    _, peak = F.rss_kib()
+    _now, peak = F.rss_kib()
     print(json.dumps({"before": before, "peak": peak, "domains": len(result["domains"]),
                       "lost": result["connection_lost"]}))
 

@@ -217,7 +217,7 @@ class Engine:
         losses = [d for d in diffs if not d["normalisation"]]
         out.normalised = [_verify.describe(d) for d in diffs if d["normalisation"]][:MAX_LISTED]
         # An alias edit libvirt did not keep, per device (another rule's edit of the same device stands).
-        dropped = {e: why for e, why in dropped_aliases}
+        dropped = dict(dropped_aliases)
         dropped_paths = {e.device: why for e, why in dropped_aliases}
         replan = self._plan(after)
         leftover = [c for c in replan if c.actionable and not (

@@ -5,8 +5,9 @@ audit, legacy domains start, idempotent re-run, zero findings after a cold boot 
 domains), rolling_upgrade.yml (batch by batch with a real daemon restart per host; stops at the
 first batch when the upgrade changes a domain's machine type or a device address), a host
 unreachable before the run and one lost mid-run (a callback stops its sshd once the checks role
-has validated its arguments there, right before the role's one virt_policy call), every host unreachable or failing (the report is still written), a host Python without
-libvirt-python (the fix is named), audit.yml with --limit, and detach.yml. Substitute task files
+has validated its arguments there, right before the role's one virt_policy call), every host
+unreachable or failing (the report is still written), a host Python without libvirt-python (the
+fix is named), audit.yml with --limit, and detach.yml. Substitute task files
 for the rolling upgrade are in tests/fleet/tasks/.
 
 The tests run in file order and share the fleet: the audit/unreachable/detach tests start from the
