@@ -22,7 +22,7 @@ from jinja2 import Environment
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _vocab
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _redact, _vocab
 
 SCHEMA_VERSION = "1.1"
 # The vocabulary is the engine's (module_utils/_vocab.py), never re-declared here.
@@ -37,8 +37,6 @@ UNREACHABLE_ERROR = ("no virtfleet_audit_result: the host was unreachable, or th
                      "run on it or stopped before publishing its result (see the play output for this host)")
 # XML 1.0 forbids these characters even escaped; they are replaced in the JUnit file.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-# user:password@ in a URI (qemu+ssh://root:secret@hv1/system): the password is never reported.
-_URI_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@")
 
 
 # --- merge --------------------------------------------------------------------------------------
@@ -61,10 +59,8 @@ def _plain(value):
 
 
 def redact_uri(uri):
-    """The URI without a password in its user part."""
-    if not isinstance(uri, str):
-        return None if uri is None else str(uri)
-    return _URI_PASSWORD.sub(r"\1:********@", uri)
+    """The URI without a password in its user part (the engine's own redaction, _redact.redact_uri)."""
+    return _redact.redact_uri(uri)
 
 
 def _audit_result(hostvars, host):

@@ -25,7 +25,6 @@ except ImportError as exc:  # pragma: no cover - exercised by ansible-test's imp
     HAS_LXML = False
     LXML_IMPORT_ERROR = exc
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _redact
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import XMLError
 
 # Device elements under /domain/devices that can be hot-plugged or detached and can carry a
@@ -35,8 +34,6 @@ ATTACHABLE_KINDS = (
     "rng", "watchdog", "input", "sound", "video", "memballoon", "serial", "parallel",
     "console", "channel", "tpm", "shmem", "memory", "vsock", "hub", "panic", "iommu",
 )
-
-REDACTED = _redact.REDACTED
 
 
 def _parser():
@@ -272,20 +269,3 @@ def _controllers_sorted(children):
 
     others = tuple(c for c in children if c[0] != "controller")
     return others + tuple(sorted((c for c in children if c[0] == "controller"), key=key))
-
-
-# --- redaction -------------------------------------------------------------------------------
-
-def shown(name, value, attrs=None):
-    """A value safe to print in a message (secrets replaced); see _redact.shown."""
-    return _redact.shown(name, value, attrs=attrs)
-
-
-def redact(xml_text):
-    """Domain XML with every secret replaced, for diffs and logs (see _redact and docs/secrets.md)."""
-    return _redact.redact_xml(xml_text)
-
-
-def redact_uri(uri):
-    """A libvirt URI with any password (``qemu+ssh://user:pw@host/system``) masked."""
-    return _redact.redact_uri(uri or "")

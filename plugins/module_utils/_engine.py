@@ -72,7 +72,7 @@ class Engine:
         self.backup_dir = backup_dir
         self.details = details
         self.lock = lock                      # a context manager factory (the host lock), real runs only
-        self.redact = redact or _domxml.redact
+        self.redact = redact or _redact.redact_xml
         self._backup_ready = False
 
     # --- the run -------------------------------------------------------------------------

@@ -5,18 +5,15 @@
 
 from __future__ import annotations
 
-import re
-
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _diskio, _domxml, _engine, _rules
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _diskio, _domxml, _engine, _redact, _rules
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DEFAULT_URI, HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, Adapter
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._engine import failure_message
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._hostlock import HostLock
 
 DEFAULT_LOCK_TIMEOUT = 300
-_URI_PASSWORDS = re.compile(r"://[^/@:]*:([^/@]*)@")
 
 
 def fleet_argument_spec(backup=True, **extra):
@@ -62,9 +59,7 @@ def require_libraries(module):
     shows the module's arguments and result (``invocation``, -vvv, the log): it is added to the values
     Ansible replaces, not the whole URI, so the host stays readable.
     """
-    for password in _URI_PASSWORDS.findall(module.params.get("uri") or ""):
-        if password:
-            module.no_log_values.add(password)
+    module.no_log_values.update(_redact.uri_secrets(module.params.get("uri")))
     if not HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"), exception=str(LIBVIRT_IMPORT_ERROR))
     if not _domxml.HAS_LXML:
@@ -91,7 +86,7 @@ def run_rules(module, requested, details):
             adapter, rules, check_mode=module.check_mode, diff_mode=module._diff, backup_dir=params["backup_dir"],
             details=details, lock=lambda: HostLock(params["uri"], timeout=params["lock_timeout"]))
         result = engine.run(params["domains"], params["exclude"])
-        result["host"] = {"uri": _domxml.redact_uri(params["uri"]), "libvirt_version": ".".join(map(str, lib)),
+        result["host"] = {"uri": _redact.redact_uri(params["uri"]), "libvirt_version": ".".join(map(str, lib)),
                           "hypervisor": hv_type, "hypervisor_version": ".".join(map(str, hv))}
         result["rules"] = [rule.check for rule in rules]
     finally:

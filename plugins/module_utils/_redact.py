@@ -239,6 +239,16 @@ def redact_uri(uri):
     return uri
 
 
+def uri_secrets(uri):
+    """The secret values :func:`redact_uri` would replace in ``uri`` (passwords, secret query values)."""
+    found = set()
+    if uri:
+        _scrub_uri(str(uri), found)
+        if "?" in uri:
+            _scrub_query(str(uri).partition("?")[2].partition("#")[0], found)
+    return found
+
+
 # --- the tree walk ---------------------------------------------------------------------------
 
 # Elements that can hold a secret, selected by lxml's C tag filter (a Python loop over every

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml, _plan, _verify
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml, _plan, _redact, _verify
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import XMLError
 
 from _support import read_golden
@@ -166,17 +166,17 @@ SECRET_XML = """<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain
 
 
 def test_redact_hides_passwords_and_keeps_everything_else():
-    out = _domxml.redact(SECRET_XML)
+    out = _redact.redact_xml(SECRET_XML)
     for secret in ("Vnc-s3cr3t", "Sp1ce-s3cr3t", "Hunter2", "Other-pw"):
         assert secret not in out
     root = etree.fromstring(out.encode())
     graphics = root.findall("devices/graphics")
-    assert [g.get("passwd") for g in graphics] == [_domxml.REDACTED, _domxml.REDACTED]
+    assert [g.get("passwd") for g in graphics] == [_redact.REDACTED, _redact.REDACTED]
     args = [a.get("value") for a in root.iter("{http://libvirt.org/schemas/domain/qemu/1.0}arg")]
-    assert args == ["-spice", "port=5930,password=%s,disable-ticketing=off" % _domxml.REDACTED,
-                    "-vnc", ":1,passwd=%s" % _domxml.REDACTED]
+    assert args == ["-spice", "port=5930,password=%s,disable-ticketing=off" % _redact.REDACTED,
+                    "-vnc", ":1,passwd=%s" % _redact.REDACTED]
     # everything but the secret values is unchanged
-    restored = out.replace(_domxml.REDACTED, "@")
+    restored = out.replace(_redact.REDACTED, "@")
     original = SECRET_XML
     for secret in ("Vnc-s3cr3t", "Sp1ce-s3cr3t", "Hunter2", "Other-pw"):
         original = original.replace(secret, "@")
@@ -188,9 +188,9 @@ def test_redact_hides_passwords_and_keeps_everything_else():
 
 def test_redact_golden_fixture_only_touches_passwd():
     xml = read_golden("native-writeback-in.xml")
-    out = _domxml.redact(xml)
+    out = _redact.redact_xml(xml)
     assert "Vnc-s3cr3t" not in out
-    (diff,) = _verify.compare(_domxml.parse(xml), _domxml.parse(out), shown=_domxml.shown)
+    (diff,) = _verify.compare(_domxml.parse(xml), _domxml.parse(out), shown=_redact.shown)
     # messages never show a secret, not even the one that differs
     assert diff["element"].startswith("graphics") and diff["what"] == "attribute passwd"
     assert diff["before"] == diff["after"] == "********"
@@ -198,7 +198,7 @@ def test_redact_golden_fixture_only_touches_passwd():
 
 def test_redact_without_secrets_is_semantically_identity():
     xml = read_golden("native-none-unchanged-in.xml").replace(" passwd='Vnc-s3cr3t'", "")
-    assert _domxml.canonical(_domxml.redact(xml)) == _domxml.canonical(xml)
+    assert _domxml.canonical(_redact.redact_xml(xml)) == _domxml.canonical(xml)
 
 
 def test_redact_hides_qemu_secret_object_data():
@@ -206,7 +206,7 @@ def test_redact_hides_qemu_secret_object_data():
            "<qemu:arg value='-object'/><qemu:arg value='secret,id=vnc0-secret,data=Hunter2'/>"
            "<qemu:arg value='-vnc'/><qemu:arg value=':1,password-secret=vnc0-secret'/>"
            "</qemu:commandline></domain>")
-    assert "Hunter2" not in _domxml.redact(xml)
+    assert "Hunter2" not in _redact.redact_xml(xml)
 
 
 # --- ensure_child / set_attrs --------------------------------------------------------------
