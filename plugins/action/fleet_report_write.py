@@ -72,7 +72,8 @@ class ActionModule(ActionBase):
             for fmt in formats:
                 path = os.path.join(directory, str(name) + FORMATS[fmt])
                 if fmt == "json":
-                    text = json.dumps(report, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+                    # Compact (json's C encoder; indent would take the slow pure-Python path): `jq .` reads it.
+                    text = json.dumps(report, separators=(",", ":"), ensure_ascii=False) + "\n"
                 elif fmt == "junit":
                     text = render_junit(report)
                 else:

@@ -33,7 +33,7 @@ GATING = _vocab.GATING  # statuses that fail a gate (report_fail_on_drift)
 DOMAIN_STATUSES = STATUSES + (_vocab.COMPLIANT,)
 HOST_STATUSES = ("ok", "failed", "unreachable")
 FINDING_KEYS = ("check", "rule", "status", "pending_restart", "device", "current", "desired", "message")
-UNREACHABLE_ERROR = ("no virtfleet_audit_result: the host was unreachable, or the audit/remediate role did not "
+UNREACHABLE_ERROR = ("no virtfleet_audit_status: the host was unreachable, or the audit/remediate role did not "
                      "run on it or stopped before publishing its result (see the play output for this host)")
 # XML 1.0 forbids these characters even escaped; they are replaced in the JUnit file.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -63,17 +63,43 @@ def redact_uri(uri):
     return _redact.redact_uri(uri)
 
 
+def _host_vars(hostvars, host):
+    """The host's variables, without templating them when Ansible allows it (HostVars.raw_get).
+
+    The report reads only what modules and set_fact stored (never a template), and templating a
+    module result of thousands of findings on access would cost seconds.
+    """
+    raw_get = getattr(hostvars, "raw_get", None)
+    if raw_get is not None:
+        data = raw_get(host)
+        return data if isinstance(data, Mapping) else None
+    return hostvars[host] if host in hostvars else None
+
+
 def _audit_result(hostvars, host):
-    """The host's virtfleet_audit_result, or None when it has none (or is not in the inventory)."""
+    """The host's audit: ``virtfleet_audit_status`` over ``virtfleet_audit_result``; None without either.
+
+    The checks role registers the module's result as ``virtfleet_audit_result`` (findings, domains,
+    summary) and publishes how the run went as ``virtfleet_audit_status`` (host, uri, mode,
+    check_mode, status, error, checks). A single ``virtfleet_audit_result`` holding every key (the
+    shape before 0.2.0, or one written by hand) is read as it is.
+    """
     try:
         if host not in hostvars:
             return None
-        host_vars = hostvars[host]
-        if "virtfleet_audit_result" not in host_vars:
+        host_vars = _host_vars(hostvars, host)
+        if host_vars is None:
             return None
-        return _plain(host_vars["virtfleet_audit_result"])
+        result = host_vars.get("virtfleet_audit_result")
+        status = host_vars.get("virtfleet_audit_status")
     except KeyError:
         return None
+    if status is None:
+        return None if result is None else _plain(result)
+    merged = _plain(result) if isinstance(result, Mapping) else {}
+    merged.update(_plain(status) if isinstance(status, Mapping) else
+                  {"status": "failed", "error": "virtfleet_audit_status is not a mapping: %r" % (status,)})
+    return merged
 
 
 def _counts(keys, values):

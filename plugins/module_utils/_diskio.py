@@ -93,14 +93,19 @@ def is_direct(cache):
     return CACHE_FLAGS[cache or DEFAULT_CACHE][1]
 
 
+def settings(cache, io):
+    """cache/io of a finding: the effective values and whether the XML sets them (None = not set).
+
+    The blockdev flags follow from ``cache`` (:data:`CACHE_FLAGS`); a finding leaves them out, the
+    per-disk report (:func:`describe`, :func:`disk_report`) carries them.
+    """
+    return {"cache": cache or DEFAULT_CACHE, "io": io or DEFAULT_IO, "cache_set": cache is not None,
+            "io_set": io is not None}
+
+
 def describe(cache, io):
     """cache/io as set in the XML (None = not set) plus the effective values and flags."""
-    out = {
-        "cache": cache or DEFAULT_CACHE,
-        "io": io or DEFAULT_IO,
-        "cache_set": cache is not None,
-        "io_set": io is not None,
-    }
+    out = settings(cache, io)
     if out["cache"] in CACHE_FLAGS:
         out.update(effective_flags(out["cache"]))
     return out
@@ -232,7 +237,7 @@ def plan_domain(state, want_io=KEEP, want_cache=KEEP):
             new_cache, new_io, reasons = desired_driver(cache, io, KEEP, KEEP, **kind)
         ident = _domxml.identity(el, path)
         device = {k: ident[k] for k in ("kind", "target", "bus", "alias", "source", "serial", "path")}
-        current, desired = describe(cache, io), describe(new_cache, new_io)
+        current, desired = settings(cache, io), settings(new_cache, new_io)
         target = ident["target"]
         live_pair = live.get(target)
         # Where io has no effect, a running domain differing only in io runs the same way.
@@ -260,7 +265,7 @@ def plan_domain(state, want_io=KEEP, want_cache=KEEP):
         if not reasons and live_differs:
             changes.append(Change(
                 domain=state.name, uuid=state.uuid, device=device, rule=RULE_LIVE,
-                current=describe(*live_pair), desired=desired, status=PENDING, pending_restart=True,
+                current=settings(*live_pair), desired=desired, status=PENDING, pending_restart=True,
                 message="%s: the running domain still uses cache=%s io=%s; the persistent definition "
                         "(cache=%s io=%s) applies at the next cold boot (shut down and start; a reboot "
                         "inside the guest is not enough)" % (

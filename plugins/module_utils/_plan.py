@@ -110,11 +110,14 @@ def domain_edits(changes):
 
 
 def finding(change, status):
-    """The machine-readable finding for a change (the shape every module returns)."""
+    """The machine-readable finding for a change (the shape every module returns).
+
+    Compact by design (a host can return thousands): the domain by name (its UUID is in the
+    result's ``domains``), the device by the identity keys it has (no nulls).
+    """
     item = {
         "domain": change.domain,
-        "uuid": change.uuid,
-        "device": dict(change.device),
+        "device": {k: v for k, v in change.device.items() if v is not None},
         "rule": change.rule,
         "current": dict(change.current),
         "desired": dict(change.desired),

@@ -211,7 +211,7 @@ def test_audit_check_reports_the_seeded_violations_and_changes_nothing(fleet, tm
     sections = task_sections(res)
     checks_tasks = [title for title in sections if title.startswith("virtfleet.libvirt.checks : ")]
     assert checks_tasks == ["virtfleet.libvirt.checks : " + name for name in (
-        CHECKS_VALIDATION, POLICY_TASK, "Publish this host's findings as virtfleet_audit_result",
+        CHECKS_VALIDATION, POLICY_TASK, "Publish how the checks went on this host as virtfleet_audit_status",
         "Fail this host when it could not be checked (its result is published first)")], checks_tasks
     policy = sections["virtfleet.libvirt.checks : " + POLICY_TASK]
     assert sorted(re.findall(r"^ok: \[(hv\d)\]", policy, re.M)) == list(fleet.hosts), res
