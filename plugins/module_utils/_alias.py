@@ -78,8 +78,7 @@ def resolve_explicit(devs, assignments, domain):
 
 def plan_domain(state, device_types=DEFAULT_TYPES, assignments=(), replace=False):
     """Every alias deviation of one domain's devices of ``device_types``, as Changes."""
-    root = state.inactive_root()
-    everything = _select.entries(root)
+    everything = state.inactive_devices()
     devs = _aliasable([e for e in everything if e[1].tag in device_types])
     paths = {e[0] for e in devs}
     # Aliases of every other device (other types, PCI controllers) are taken too: libvirt
@@ -116,7 +115,7 @@ def plan_domain(state, device_types=DEFAULT_TYPES, assignments=(), replace=False
         desired, basis_key = desired_map[path]
         device = {k: ident.get(k) for k in ("kind", "target", "bus", "alias", "source", "serial", "mac", "path")}
         live_alias = live.get(path)
-        common = dict(domain=state.name, uuid=state.uuid, device=device)
+        common = dict(check=_vocab.CHECK_ALIASES, domain=state.name, uuid=state.uuid, device=device)
         if path in explicit and explicit[path] != desired:
             changes.append(Change(
                 rule=RULE_MISMATCH, current={"alias": cur}, desired={"alias": explicit[path], "basis": "aliases"},

@@ -36,7 +36,7 @@ Facts the rules rest on:
 
 from __future__ import annotations
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml, _vocab
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest, UnsupportedByHost
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import PENDING, SKIPPED, Change, Edit
 
@@ -227,6 +227,7 @@ def plan_domain(state, want_io=KEEP, want_cache=KEEP):
         for _path, el in policy_disks(state.live_root()):
             live[_domxml.attr(el, "target", "dev")] = (_domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io"))
     changes = []
+    idents = {path: ident for path, _el, ident in state.inactive_devices()}
     for path, el in policy_disks(root):
         cache, io = _domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io")
         io_na = io_not_applicable(el)
@@ -235,7 +236,7 @@ def plan_domain(state, want_io=KEEP, want_cache=KEEP):
             new_cache, new_io, reasons = desired_driver(cache, io, want_cache, want_io, **kind)
         else:
             new_cache, new_io, reasons = desired_driver(cache, io, KEEP, KEEP, **kind)
-        ident = _domxml.identity(el, path)
+        ident = idents[path]
         device = {k: ident[k] for k in ("kind", "target", "bus", "alias", "source", "serial", "path")}
         current, desired = settings(cache, io), settings(new_cache, new_io)
         target = ident["target"]
@@ -258,13 +259,13 @@ def plan_domain(state, want_io=KEEP, want_cache=KEEP):
                 edits, status = (), SKIPPED
                 message += "; transient domain (no persistent definition): fix it where it is defined"
             changes.append(Change(
-                domain=state.name, uuid=state.uuid, device=device, rule=rule, current=current, desired=desired,
+                check=_vocab.CHECK_DISK_IO, domain=state.name, uuid=state.uuid, device=device, rule=rule, current=current, desired=desired,
                 message="%s: %s" % (target or path, message), edits=edits, status=status,
                 pending_restart=bool(live_differs and status != SKIPPED),
             ))
         if not reasons and live_differs:
             changes.append(Change(
-                domain=state.name, uuid=state.uuid, device=device, rule=RULE_LIVE,
+                check=_vocab.CHECK_DISK_IO, domain=state.name, uuid=state.uuid, device=device, rule=RULE_LIVE,
                 current=settings(*live_pair), desired=desired, status=PENDING, pending_restart=True,
                 message="%s: the running domain still uses cache=%s io=%s; the persistent definition "
                         "(cache=%s io=%s) applies at the next cold boot (shut down and start; a reboot "

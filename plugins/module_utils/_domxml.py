@@ -81,12 +81,41 @@ def element_string(el):
 
 
 def devices(root):
-    """Device elements under /domain/devices in document order, with their path."""
+    """Device elements under /domain/devices in document order, with their path.
+
+    The path is what lxml's ``getpath`` gives (``/domain/devices/disk[2]``, no index for a tag that
+    occurs once), computed from sibling counts instead of one tree walk per device.
+    """
     devs = root.find("devices")
     if devs is None:
         return []
-    tree = root.getroottree()
-    return [(tree.getpath(el), el) for el in devs if isinstance(el.tag, str) and el.tag in ATTACHABLE_KINDS]
+    if root.tag != "domain" or sum(1 for c in root if c.tag == "devices") > 1:
+        tree = root.getroottree()
+        return [(tree.getpath(el), el) for el in devs if isinstance(el.tag, str) and el.tag in ATTACHABLE_KINDS]
+    kids = [(el.tag, el) for el in devs]
+    counts = {}
+    for tag, _el in kids:
+        counts[tag] = counts.get(tag, 0) + 1
+    seen, out = {}, []
+    for tag, el in kids:
+        if not isinstance(tag, str) or tag not in ATTACHABLE_KINDS:
+            continue
+        if counts[tag] > 1:
+            seen[tag] = seen.get(tag, 0) + 1
+            out.append(("/domain/devices/%s[%d]" % (tag, seen[tag]), el))
+        else:
+            out.append(("/domain/devices/" + tag, el))
+    return out
+
+
+def first_children(el):
+    """{tag: first child element with that tag} of ``el`` (what ``el.find(tag)`` returns, for every tag)."""
+    kids = {}
+    for child in el:
+        tag = child.tag
+        if tag not in kids and isinstance(tag, str):
+            kids[tag] = child
+    return kids
 
 
 def attr(el, path, name):
@@ -103,8 +132,8 @@ def text(el, path):
     return value or None
 
 
-def _source(el):
-    src = el.find("source")
+def _source(el, src=None):
+    src = el.find("source") if src is None else src
     if src is None:
         return None
     for key in ("file", "dev", "dir", "volume", "network", "bridge", "path", "socket"):
@@ -144,24 +173,32 @@ def _format_address(addr):
 
 def identity(el, path=None):
     """Plain-data identity of a device element: every key a person or a lookup might use."""
+    kids = first_children(el)
+
+    def get(tag, name):
+        node = kids.get(tag)
+        return None if node is None else node.get(name)
+
+    target, serial, addr = kids.get("target"), kids.get("serial"), kids.get("address")
+    serial_text = serial.text.strip() if serial is not None and serial.text is not None else None
     ident = {
         "kind": el.tag,
         "path": path,
-        "alias": attr(el, "alias", "name"),
-        "target": attr(el, "target", "dev"),
-        "bus": attr(el, "target", "bus"),
-        "serial": text(el, "serial"),
-        "mac": attr(el, "mac", "address"),
-        "source": _source(el),
+        "alias": get("alias", "name"),
+        "target": None if target is None else target.get("dev"),
+        "bus": None if target is None else target.get("bus"),
+        "serial": serial_text or None,
+        "mac": get("mac", "address"),
+        "source": _source(el, kids.get("source")) if "source" in kids else None,
+        "address": _format_address(addr) if addr is not None else None,
     }
-    addr = el.find("address")
-    ident["address"] = _format_address(addr) if addr is not None else None
     if el.tag == "disk":
         ident["device"] = el.get("device", "disk")
-        ident["wwn"] = text(el, "wwn")
+        wwn = kids.get("wwn")
+        ident["wwn"] = (wwn.text.strip() or None) if wwn is not None and wwn.text is not None else None
     elif el.tag == "interface":
         ident["interfaceid"] = attr(el, "virtualport/parameters", "interfaceid")
-        ident["model"] = attr(el, "model", "type")
+        ident["model"] = get("model", "type")
     elif el.tag == "hostdev":
         ident["subsystem"] = el.get("type")
     return ident

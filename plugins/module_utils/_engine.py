@@ -300,7 +300,8 @@ class Engine:
         changes = []
         for rule in self.rules:
             for change in rule.plan(state):
-                changes.append(dataclasses.replace(change, extra=dict(change.extra, check=rule.check)))
+                changes.append(change if change.check == rule.check else
+                               dataclasses.replace(change, check=rule.check))
         return changes
 
     def _describe(self, root):

@@ -41,6 +41,14 @@ class DomainState:
             self._parsed["inactive"] = _domxml.parse(self.inactive_xml)
         return self._parsed["inactive"]
 
+    def inactive_devices(self):
+        """[(path, element, identity)] of every device of the inactive XML, computed once and shared
+        by every planner like :meth:`inactive_root` (read them, never edit them)."""
+        if "devices" not in self._parsed:
+            self._parsed["devices"] = [(path, el, _domxml.identity(el, path))
+                                       for path, el in _domxml.devices(self.inactive_root())]
+        return self._parsed["devices"]
+
     def live_root(self):
         """The parsed live XML (None when the domain is not running); shared and read-only like inactive_root."""
         if self.live_xml is None:
@@ -79,6 +87,7 @@ class Change:
     edits: tuple = ()
     pending_restart: bool = False
     status: str = ""            # preset for report-only changes (PENDING, SKIPPED)
+    check: str = ""             # the check (_vocab.CHECKS) whose planner made it
     extra: dict = field(default_factory=dict)
 
     @property
@@ -125,6 +134,8 @@ def finding(change, status):
         "pending_restart": change.pending_restart,
         "message": change.message,
     }
+    if change.check:
+        item["check"] = change.check
     item.update(change.extra)
     return item
 
