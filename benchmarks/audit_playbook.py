@@ -203,7 +203,7 @@ class Runner:
         return seconds, events
 
 
-def task_table(runner, kind, top=12):
+def task_table(runner, kind, top=30):
     """Median seconds per task over the runs of ``kind`` (tasks matched by position)."""
     runs = runner.tasks.get(kind) or []
     if not runs:

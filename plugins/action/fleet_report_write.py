@@ -19,7 +19,7 @@ import tempfile
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.virtfleet.libvirt.plugins.filter.fleet_report import build_report, render_html, render_junit
+from ansible_collections.virtfleet.libvirt.plugins.filter.fleet_report import build_report, html_text, junit_text
 
 FORMATS = {"json": ".json", "junit": ".xml", "html": ".html"}
 
@@ -53,17 +53,23 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
+        title = self._task.args.get("title")
+        if title is not None and not isinstance(title, str):   # type=str would turn a list into its repr
+            raise AnsibleActionFail("title must be a text (report_title of the report role), got %s: %r"
+                                    % (type(title).__name__, title))
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
         hosts = args.get("hosts")
-        directory, name = args.get("dir"), args.get("name") or "compliance"
+        directory, name = args.get("dir"), args.get("name")
+        name = "compliance" if name is None else name
         formats = list(dict.fromkeys(args.get("formats") or list(FORMATS)))
         unknown = [f for f in formats if f not in FORMATS]
         if unknown:
             raise AnsibleActionFail("formats: %s not one of %s" % (", ".join(map(str, unknown)), ", ".join(FORMATS)))
         if not directory or not os.path.isabs(str(directory)):
             raise AnsibleActionFail("dir must be an absolute path on the controller, got %r" % (directory,))
-        if "/" in str(name) or str(name) in (".", ".."):
-            raise AnsibleActionFail("name must be a file name stem without '/', got %r" % (name,))
+        if not str(name) or "/" in str(name) or str(name) in (".", ".."):
+            raise AnsibleActionFail("name must be a file name stem without '/' (report_name of the report role), "
+                                    "got %r" % (name,))
         report = build_report(hosts, task_vars["hostvars"], title=args.get("title"))
         directory = os.path.realpath(str(directory))
         try:
@@ -75,9 +81,9 @@ class ActionModule(ActionBase):
                     # Compact (json's C encoder; indent would take the slow pure-Python path): `jq .` reads it.
                     text = json.dumps(report, separators=(",", ":"), ensure_ascii=False) + "\n"
                 elif fmt == "junit":
-                    text = render_junit(report)
+                    text = junit_text(report)
                 else:
-                    text = render_html(report)
+                    text = html_text(report)
                 _write(path, text)
                 paths[fmt] = path
         except OSError as exc:

@@ -323,7 +323,11 @@ def _case_maker(suite, counts):
 
 def render_junit(report):
     """JUnit XML: a suite per host, a case per domain and check:rule, errors for hosts without result."""
-    report = _check_report(report, "fleet_report_junit")
+    return junit_text(_check_report(report, "fleet_report_junit"))
+
+
+def junit_text(report):
+    """:func:`render_junit` of a report that :func:`build_report` returned (plain data, not checked again)."""
     root = ET.Element("testsuites", name=_x(report.get("title")))
     totals = dict(tests=0, failures=0, errors=0, skipped=0)
     for host in report["hosts"]:
@@ -690,7 +694,11 @@ _PAGE = _ENV.from_string(_TEMPLATE)
 
 def render_html(report):
     """A self-contained HTML page (inline CSS and JS, nothing fetched) for people."""
-    report = _check_report(report, "fleet_report_html")
+    return html_text(_check_report(report, "fleet_report_html"))
+
+
+def html_text(report):
+    """:func:`render_html` of a report that :func:`build_report` returned (plain data, not checked again)."""
     return _PAGE.render(r=report, csp=CSP, css=_CSS, js=_JS, statuses=STATUSES, status_help=_STATUS_HELP,
                         change_text=change_text, device_label=device_label, host_class=_host_class,
                         host_label=_host_label, plural=_plural, search_text=_search_text)

@@ -140,10 +140,13 @@ def _v(version):
     return ".".join(str(p) for p in version)
 
 
-def policy_disks(root):
-    """(path, element) of every qemu-driver disk (any device=), in document order."""
+def policy_disks(root, devices=None):
+    """(path, element) of every qemu-driver disk (any device=), in document order.
+
+    ``devices``: the root's ``[(path, element, ...)]`` when the caller has them already.
+    """
     out = []
-    for path, el in _domxml.devices(root):
+    for path, el, *_ident in (devices if devices is not None else _domxml.devices(root)):
         if el.tag != "disk":
             continue
         driver_name = _domxml.attr(el, "driver", "name")
@@ -227,8 +230,9 @@ def plan_domain(state, want_io=KEEP, want_cache=KEEP):
         for _path, el in policy_disks(state.live_root()):
             live[_domxml.attr(el, "target", "dev")] = (_domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io"))
     changes = []
-    idents = {path: ident for path, _el, ident in state.inactive_devices()}
-    for path, el in policy_disks(root):
+    devices = state.inactive_devices()
+    idents = {path: ident for path, _el, ident in devices}
+    for path, el in policy_disks(root, devices):
         cache, io = _domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io")
         io_na = io_not_applicable(el)
         kind = {"io_na": io_na, "direct_cache_only": (el.get("type") or "file") in DIRECT_CACHE_ONLY_TYPES}

@@ -116,7 +116,7 @@ def test_fail_on_drift_passes_a_compliant_fleet_and_unreachable_fails_it(fleet, 
 
 @pytest.mark.parametrize("extra, message", [
     ({"report_formats": ["pdf"]}, "report_formats"),
-    ({"report_name": "../escape"}, "report_name must be a file name"),
+    ({"report_name": "../escape"}, "name must be a file name stem without '/' (report_name"),
     ({"report_hosts": "hv-ams-01,hv-ams-02", "report_title": ["not", "a", "string"]}, "report_title"),
 ])
 def test_bad_arguments_fail_before_writing(fleet, tmp_path, extra, message):
