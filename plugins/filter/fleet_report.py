@@ -618,18 +618,17 @@ _TEMPLATE = """<!DOCTYPE html>
 <colgroup><col class="w-check"><col class="w-rule"><col class="w-dev"><col class="w-chg"><col class="w-st"><col class="w-msg"></colgroup>
 <thead><tr><th>Check</th><th>Rule</th><th>Device</th><th>Now → wanted</th><th>Status</th><th>Message</th></tr></thead>
 <tbody>
-{%- for f in d.findings %}
-{%- set chg = change_text(f.current, f.desired) %}
-<tr class="item finding" data-host="{{ h.name }}" data-status="{{ f.status }}" data-rule="{{ f.rule }}" data-check="{{ f.check }}"
- data-text="{{ search_text(h.name, d.name, d.uuid, f.check, f.rule, f.status, device_label(f.device), f.device.source,
-                             f.device.alias, f.device.serial, chg[0], chg[1], f.message) }}">
-<td>{{ f.check }}</td><td><code>{{ f.rule }}</code></td>
-<td class="dev"><b>{{ device_label(f.device) }}</b>
-{%- if f.device.alias %}<small>alias {{ f.device.alias }}</small>{% endif %}
-{%- if f.device.source %}<small class="mono">{{ f.device.source }}</small>{% endif %}</td>
-<td class="chg mono">{{ chg[0] }}{% if chg[1] %}<span class="arrow">→</span>{{ chg[1] }}{% endif %}</td>
-<td><span class="badge st-{{ f.status }}">{{ f.status }}</span>{% if f.pending_restart %}<br><span class="restart">↻ restart pending</span>{% endif %}</td>
-<td class="msg">{{ f.message or '' }}</td></tr>
+{%- for f in d['findings'] %}
+{%- set v = view(h['name'], d, f) %}
+<tr class="item finding" data-host="{{ h['name'] }}" data-status="{{ f['status'] }}" data-rule="{{ f['rule'] }}" data-check="{{ f['check'] }}"
+ data-text="{{ v[3] }}">
+<td>{{ f['check'] }}</td><td><code>{{ f['rule'] }}</code></td>
+<td class="dev"><b>{{ v[0] }}</b>
+{%- if v[4] %}<small>alias {{ v[4] }}</small>{% endif %}
+{%- if v[5] %}<small class="mono">{{ v[5] }}</small>{% endif %}</td>
+<td class="chg mono">{{ v[1] }}{% if v[2] %}<span class="arrow">→</span>{{ v[2] }}{% endif %}</td>
+<td><span class="badge st-{{ f['status'] }}">{{ f['status'] }}</span>{% if f['pending_restart'] %}<br><span class="restart">↻ restart pending</span>{% endif %}</td>
+<td class="msg">{{ f['message'] or '' }}</td></tr>
 {%- endfor %}
 </tbody>
 </table>
@@ -673,6 +672,17 @@ def _search_text(*parts):
     return " ".join(" ".join(str(p).split()) for p in parts if p not in (None, "")).lower()
 
 
+def _finding_view(host_name, domain, finding):
+    """What a finding row of the page shows: (device label, now, wanted, search text, alias, source)."""
+    device = finding["device"]
+    now, want = change_text(finding["current"], finding["desired"])
+    label = device_label(device)
+    text = _search_text(host_name, domain["name"], domain["uuid"], finding["check"], finding["rule"], finding["status"],
+                        label, device.get("source"), device.get("alias"), device.get("serial"), now, want,
+                        finding["message"])
+    return label, now, want, text, device.get("alias"), device.get("source")
+
+
 def _host_class(host):
     if host["status"] != "ok":
         return "unreachable" if host["status"] == "unreachable" else "audit-failed"
@@ -700,7 +710,7 @@ def render_html(report):
 def html_text(report):
     """:func:`render_html` of a report that :func:`build_report` returned (plain data, not checked again)."""
     return _PAGE.render(r=report, csp=CSP, css=_CSS, js=_JS, statuses=STATUSES, status_help=_STATUS_HELP,
-                        change_text=change_text, device_label=device_label, host_class=_host_class,
+                        view=_finding_view, device_label=device_label, host_class=_host_class,
                         host_label=_host_label, plural=_plural, search_text=_search_text)
 
 
