@@ -35,6 +35,7 @@ Per-task times come from benchmarks/callback_plugins/vf_timer.py (time between t
 (PATH: the py-spy binary, e.g. from ``pip install --target /tmp/pyspy py-spy``): prints the
 functions with the most samples over ansible-playbook, its workers and the module process, inclusive
 and own (where the time of the report tasks and of the module's exit_json goes).
+``VF_PYSPY_KEEP=FILE`` keeps py-spy's raw samples there.
 ``--profile-module``: also run the virt_policy module once as Ansible would (``python -m`` with an
 args file, check mode), report its wall time, stdout size, and its cProfile top functions.
 Takes 3-4 minutes with the defaults on an idle 2-core machine. Nothing asserts on time; exit 1
@@ -296,6 +297,8 @@ def py_spy(binary, runner, top=45):
     wall = time.perf_counter() - started
     if not os.path.exists(out):
         return "py-spy failed (rc %d): %s" % (proc.returncode, proc.stderr[-2000:])
+    if os.environ.get("VF_PYSPY_KEEP"):   # keep the raw samples (one stack per line) for a closer look
+        shutil.copy(out, os.environ["VF_PYSPY_KEEP"])
     inclusive, own, total = {}, {}, 0
     with open(out, encoding="utf-8", errors="replace") as handle:
         for line in handle:

@@ -10,8 +10,8 @@ module: fleet_report_write
 short_description: Merge the fleet's audit results and write the JSON, JUnit and HTML reports (controller)
 version_added: 0.2.0
 description:
-  - An action that runs on the controller only. It reads C(virtfleet_audit_result) of every host in O(hosts) from
-    C(hostvars), merges them (the C(virtfleet.libvirt.fleet_report) filter's report, docs/report-schema.md) and
+  - An action that runs on the controller only. It reads C(virtfleet_audit_status) and C(virtfleet_audit_result) of every host in
+    O(hosts) from C(hostvars) (untemplated), merges them (the C(virtfleet.libvirt.fleet_report) filter's report, docs/report-schema.md) and
     writes C(<dir>/<name>.json), C(.xml) (JUnit) and C(.html) atomically.
   - The merged report is never stored as a variable; the task returns its summary and the paths, so a report of
     thousands of domains costs no templating. Used by the C(virtfleet.libvirt.report) role.

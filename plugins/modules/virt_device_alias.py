@@ -125,13 +125,12 @@ findings:
   elements: dict
   contains:
     domain:
-      description: Domain name.
-      type: str
-    uuid:
-      description: Domain UUID.
+      description: Domain name (its UUID is in RV(domains)).
       type: str
     device:
-      description: C(kind), C(target), C(bus), C(alias), C(source), C(serial), C(mac), C(path) (XPath in the inactive XML).
+      description:
+        - C(kind) and C(path) (XPath in the inactive XML) always; C(target), C(bus), C(alias), C(source), C(serial)
+          and C(mac) when the device has them (a key without a value is left out).
       type: dict
     rule:
       description: C(alias-missing), C(alias-invalid), C(alias-duplicate), C(alias-mismatch) or C(live-differs).
@@ -160,9 +159,7 @@ findings:
       type: str
   sample:
     - domain: db01
-      uuid: 5d3c1a0e-8c1f-4b43-9a57-0d0c6f7b2a11
-      device: {kind: interface, target: null, bus: null, alias: null, source: default, serial: null,
-               mac: "52:54:00:6b:3c:58", path: "/domain/devices/interface"}
+      device: {kind: interface, source: default, mac: "52:54:00:6b:3c:58", path: "/domain/devices/interface"}
       rule: alias-missing
       current: {alias: null}
       desired: {alias: ua-net-5254006b3c58, basis: mac}

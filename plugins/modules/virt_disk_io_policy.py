@@ -113,13 +113,12 @@ findings:
   elements: dict
   contains:
     domain:
-      description: Domain name.
-      type: str
-    uuid:
-      description: Domain UUID.
+      description: Domain name (its UUID is in RV(domains)).
       type: str
     device:
-      description: The disk; C(kind), C(target), C(bus), C(alias), C(source), C(serial) and C(path) (its XPath in the inactive XML).
+      description:
+        - The disk; C(kind) and C(path) (its XPath in the inactive XML) always, C(target), C(bus), C(alias),
+          C(source) and C(serial) when the disk has them (a key without a value is left out).
       type: dict
     rule:
       description:
@@ -128,8 +127,8 @@ findings:
       type: str
     current:
       description:
-        - C(cache) and C(io) (effective values), C(cache_set)/C(io_set) (whether the XML sets them) and
-          the effective blockdev flags C(writeback), C(direct), C(no_flush).
+        - C(cache) and C(io) (effective values) and C(cache_set)/C(io_set) (whether the XML sets them). The
+          effective blockdev flags of each disk (C(writeback), C(direct), C(no_flush)) are in RV(domains[].disks).
       type: dict
     desired:
       description: The same keys after the fix.
@@ -153,11 +152,11 @@ findings:
       type: str
   sample:
     - domain: web01
-      uuid: 5d3c1a0e-8c1f-4b43-9a57-0d0c6f7b2a11
-      device: {kind: disk, target: vda, bus: virtio, alias: ua-disk0, source: /var/lib/libvirt/images/web01.qcow2}
+      device: {kind: disk, target: vda, bus: virtio, alias: ua-disk0, source: /var/lib/libvirt/images/web01.qcow2,
+               path: "/domain/devices/disk[1]"}
       rule: io-native-needs-direct-cache
-      current: {cache: writeback, io: native, cache_set: true, io_set: true, writeback: true, direct: false, no_flush: false}
-      desired: {cache: writeback, io: threads, cache_set: true, io_set: true, writeback: true, direct: false, no_flush: false}
+      current: {cache: writeback, io: native, cache_set: true, io_set: true}
+      desired: {cache: writeback, io: threads, cache_set: true, io_set: true}
       status: drift
       pending_restart: true
       message: "vda: io=native with cache=writeback is invalid (...); moved to io=threads"
