@@ -21,7 +21,7 @@ GUEST_DIR ?= $(or $(VIRTFLEET_GUEST_DIR),/var/lib/libvirt/images/virtfleet-guest
 .PHONY: help deps venv collection demo lab units sanity lint integration faults corpus corpus-ci package fleet fleet-down fleet-test molecule test clean
 
 help:
-	@echo 'make venv         apt prerequisites + .venv with requirements.txt (stamp: reruns are instant)'
+	@echo 'make venv         apt prerequisites + .venv with requirements.txt (runtime) and requirements-dev.txt (stamp: reruns are instant)'
 	@echo 'make collection   symlink $(COLL_LINK) -> repo root'
 	@echo 'make demo         ansible-playbook playbooks/demo.yml --check (test:/// driver, no daemon)'
 	@echo 'make lab          install + start libvirtd/virtlogd without systemd (scripts/lab.sh; root)'
@@ -47,9 +47,10 @@ deps:
 venv: $(STAMP)
 
 # Order-only on deps: the apt check runs every time (a few ms) but does not force a reinstall.
-$(STAMP): requirements.txt | deps
+# requirements.txt: the modules' runtime libraries; requirements-dev.txt: the toolchain.
+$(STAMP): requirements.txt requirements-dev.txt | deps
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@touch $@
 
 collection:

@@ -1,4 +1,4 @@
-"""execution-environment.yml, bindep.txt and requirements-ee.txt: the EE the AWX templates run in.
+"""execution-environment.yml and the collection's meta/execution-environment.yml: the EE the AWX templates run in.
 
 No container runtime here, so `ansible-builder create` (the build context and Containerfile) and
 builder's own introspection of the built collection stand in for `ansible-builder build`.
@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-EE_FILES = ("execution-environment.yml", "bindep.txt", "requirements-ee.txt")
+EE_FILES = ("execution-environment.yml",)
 
 
 def _ee():
@@ -50,24 +50,29 @@ def test_definition_is_valid_v3():
 
 def test_pins_match_the_controller():
     """The EE runs the same ansible-core, runner and module dependencies as the tests here."""
-    controller = _pins(ROOT / "requirements.txt")
-    ee_pins = _pins(ROOT / "requirements-ee.txt")
-    assert set(ee_pins) == {"libvirt-python", "lxml"}
-    for name, version in ee_pins.items():
-        assert controller[name] == version, name
+    runtime = _pins(ROOT / "requirements.txt")
+    controller = dict(_pins(ROOT / "requirements-dev.txt"), **runtime)
+    assert set(runtime) == {"libvirt-python", "lxml"}
+    # The collection declares its own dependencies (ansible-builder introspects every collection of an
+    # EE): the runtime requirements.txt and bindep.txt, never the developer toolchain.
+    meta = yaml.safe_load((ROOT / "meta" / "execution-environment.yml").read_text())
+    assert meta == {"version": 1, "dependencies": {"python": "requirements.txt", "system": "bindep.txt"}}
     deps = _ee()["dependencies"]
+    assert "python" not in deps and "system" not in deps  # stated once, by the collection
     assert deps["ansible_core"]["package_pip"] == f"ansible-core=={controller['ansible-core']}"
     runner = deps["ansible_runner"]["package_pip"]
     if "ansible-runner" in controller:
         assert runner == f"ansible-runner=={controller['ansible-runner']}"
 
 
-def test_collection_tarball_follows_galaxy_yml():
+def test_the_ee_definition_holds_no_version():
+    """galaxy.yml alone holds the version: scripts/build-ee.sh names the tarball and tags the image."""
     ee = _ee()
-    tarball = f"virtfleet-libvirt-{_version()}.tar.gz"
     (collection,) = ee["dependencies"]["galaxy"]["collections"]
-    assert collection == {"name": f"/build/collections/{tarball}", "type": "file"}
-    assert {"src": tarball, "dest": "collections"} in ee["additional_build_files"]
+    assert collection == {"name": "/build/collections/virtfleet-libvirt.tar.gz", "type": "file"}
+    assert {"src": "virtfleet-libvirt.tar.gz", "dest": "collections"} in ee["additional_build_files"]
+    assert "tags" not in ee.get("options", {})
+    assert _version() not in (ROOT / "execution-environment.yml").read_text()
 
 
 def test_bindep_compiles_on_the_base_image_and_ships_only_runtime_libs():
@@ -102,6 +107,8 @@ def build_context(tmp_path_factory):
         shutil.copy(ROOT / name, work / name)
     subprocess.run([galaxy, "collection", "build", "--force", "--output-path", str(work), str(ROOT)],
                    check=True, capture_output=True, text=True)
+    # What scripts/build-ee.sh does: the tarball under the name execution-environment.yml expects.
+    shutil.copy(work / f"virtfleet-libvirt-{_version()}.tar.gz", work / "virtfleet-libvirt.tar.gz")
     done = subprocess.run(
         [sys.executable, "-m", "ansible_builder", "create", "-f", str(work / "execution-environment.yml"),
          "-c", str(work / "context"), "--output-filename", "Containerfile"],
@@ -124,20 +131,20 @@ def test_create_writes_a_containerfile_that_builds_libvirt_python(build_context)
     assert "ansible-doc virtfleet.libvirt." in final
     assert "virtfleet.libvirt (libvirt-python, lxml)" in final
     build = context / "_build"
-    assert "libvirt-python==" in (build / "requirements.txt").read_text()
-    assert "libvirt-devel [compile platform:rpm]" in (build / "bindep.txt").read_text()
     assert yaml.safe_load((build / "requirements.yml").read_text()) == _ee()["dependencies"]["galaxy"]
-    assert (build / "collections" / f"virtfleet-libvirt-{_version()}.tar.gz").is_file()
+    assert (build / "collections" / "virtfleet-libvirt.tar.gz").is_file()
 
 
 def test_collection_tarball_has_the_playbooks_and_no_dev_requirements(build_context):
     with tarfile.open(build_context / f"virtfleet-libvirt-{_version()}.tar.gz") as tar:
         names = set(tar.getnames())
     assert {"playbooks/audit.yml", "playbooks/remediate.yml", "playbooks/detach.yml",
-            "playbooks/rolling_upgrade.yml", "bindep.txt", "requirements-ee.txt"} <= names
-    # Builder reads a collection's top-level requirements.txt as its Python deps: the dev pins
-    # (pytest, hypothesis, ...) must never reach the EE (galaxy.yml build_ignore keeps it out).
-    assert "requirements.txt" not in names
+            "playbooks/rolling_upgrade.yml", "bindep.txt", "requirements.txt",
+            "meta/execution-environment.yml"} <= names
+    # Builder reads the collection's requirements.txt as its Python deps: the runtime pins only; the
+    # dev pins (pytest, hypothesis, ...) must never reach the EE (galaxy.yml build_ignore keeps them out).
+    assert "requirements-dev.txt" not in names
+    assert "collections/requirements.yml" not in names
     assert not any(n.startswith((".venv/", ".build/", "reports/")) for n in names)
 
 
@@ -154,7 +161,6 @@ def test_builder_introspection_of_the_collection(build_context, tmp_path):
     pip_out, bindep_out = tmp_path / "pip.txt", tmp_path / "bindep.txt"
     subprocess.run(
         [sys.executable, str(build / "scripts" / "introspect.py"), "introspect", str(tmp_path / "collections"),
-         f"--user-pip={build / 'requirements.txt'}", f"--user-bindep={build / 'bindep.txt'}",
          f"--write-pip={pip_out}", f"--write-bindep={bindep_out}"],
         check=True, capture_output=True, text=True)
     pip = {line.split("==")[0] for line in pip_out.read_text().splitlines() if line.strip()}
