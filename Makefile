@@ -23,7 +23,7 @@ GUEST_DIR ?= $(or $(VIRTFLEET_GUEST_DIR),/var/lib/libvirt/images/virtfleet-guest
 help:
 	@echo 'make venv         apt prerequisites + .venv with requirements.txt (runtime) and requirements-dev.txt (stamp: reruns are instant)'
 	@echo 'make collection   symlink $(COLL_LINK) -> repo root'
-	@echo 'make demo         ansible-playbook playbooks/demo.yml --check (test:/// driver, no daemon)'
+	@echo 'make demo         the audit + report roles on the bundled sample fleet (test:/// driver, no daemon): reports/compliance.{json,xml,html}'
 	@echo 'make lab          install + start libvirtd/virtlogd without systemd (scripts/lab.sh; root)'
 	@echo 'make guest        build the busybox guest of the detach tests in $(GUEST_DIR) (scripts/build-guest.sh)'
 	@echo 'make units        pytest tests/unit'
@@ -57,8 +57,11 @@ collection:
 	@mkdir -p $(dir $(COLL_LINK))
 	@ln -sfn ../../../.. $(COLL_LINK)
 
+# The product itself: playbooks/audit.yml (audit role, then report role) on the sample fleet, plus a
+# per-domain summary; tests/unit/test_demo.py runs the same command (DEMO_CMD) and checks the reports.
+DEMO_CMD := $(VENV)/bin/ansible-playbook -i playbooks/inventory/sample_fleet.yml playbooks/demo.yml --check
 demo: venv collection
-	$(COLL_ENV) $(VENV)/bin/ansible-playbook -i playbooks/inventory/sample_fleet.yml playbooks/demo.yml --check
+	$(COLL_ENV) $(DEMO_CMD) $(DEMO_ARGS)
 
 lab:
 	@scripts/lab.sh
