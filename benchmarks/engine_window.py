@@ -72,22 +72,21 @@ class WindowAdapter(Adapter):
     def __init__(self, uri):
         super().__init__(uri)
         self.samples = []
-        self._last_read = None    # [sent, returned] of the last inactive XMLDesc of a reread
+        self._last_read = None    # [sent, returned] of the guard's inactive XMLDesc
 
-    def reread(self, uuid):
-        self._in_reread = True
+    def definition(self, uuid):
+        self._in_guard = True
         try:
-            return super().reread(uuid)
+            return super().definition(uuid)
         finally:
-            self._in_reread = False
+            self._in_guard = False
 
-    def read(self, dom):
-        if getattr(self, "_in_reread", False):
-            sink = []
-            state = super().read(_TimedDomain(dom, sink))
-            self._last_read = sink
-            return state
-        return super().read(dom)
+    def _handle(self, uuid):
+        dom = super()._handle(uuid)
+        if getattr(self, "_in_guard", False):   # the guard's one XMLDesc, timed
+            self._last_read = []
+            return _TimedDomain(dom, self._last_read)
+        return dom
 
     def define(self, xml_text, validate=True):
         read, self._last_read = self._last_read, None

@@ -252,11 +252,29 @@ class Adapter:
                                      % (_name(dom), self.uri, exc), libvirt_code=_code(exc))
             raise self._error(exc, "Cannot read domain %s on %s" % (_name(dom), self.uri))
 
+    def definition(self, uuid):
+        """The persistent definition (inactive XML, SECURE) of the domain with ``uuid`` as text: one call.
+
+        What the guard before a define compares with the definition it planned from; the run state
+        and the live XML are not read. DomainVanished when the domain is gone.
+        """
+        dom = self._handle(uuid)
+        try:
+            return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE)
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                raise DomainVanished("Domain %s was undefined on %s while this run worked on it: %s"
+                                     % (_name(dom), self.uri, exc), libvirt_code=_code(exc))
+            raise self._error(exc, "Cannot read domain %s on %s" % (_name(dom), self.uri))
+
     def reread(self, uuid):
         """The current state of the domain with ``uuid`` (DomainVanished when it is gone).
 
         The handle from the selection is reused (libvirt resolves it by UUID on every call).
         """
+        return self.read(self._handle(uuid))
+
+    def _handle(self, uuid):
         dom = self._handles.get(uuid)
         if dom is None:
             try:
@@ -266,7 +284,7 @@ class Adapter:
                     raise DomainVanished("Domain %s no longer exists on %s: %s" % (uuid, self.uri, exc),
                                          libvirt_code=_code(exc))
                 raise self._error(exc, "Cannot look up domain %s on %s" % (uuid, self.uri))
-        return self.read(dom)
+        return dom
 
     # --- writing ---------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ runs against one daemon wait for each other; against other tools the re-read gua
 The window that remains is between the re-read and the define (libvirt has no compare-and-swap):
 one local ``virDomainGetXMLDesc`` round trip, measured in benchmarks/engine_window.py.
 
-The adapter only offers libvirt primitives (select, read, reread, define, host facts); the
+The adapter only offers libvirt primitives (select, read, reread, definition, define, host facts); the
 decisions are all here, so unit tests run this sequence as written with a fake adapter.
 """
 
@@ -166,13 +166,13 @@ class Engine:
 
         # Immediately before the define: is the definition still the one we planned from?
         try:
-            current = self.adapter.reread(state.uuid)
+            current = self.adapter.definition(state.uuid)
         except DomainVanished:
             return self._findings(out, changes, _vocab.VANISHED, (
                 "the domain was undefined by someone else after it was read; it was not defined again. "
                 "Nothing was changed"))
-        if not _same(current.inactive_xml, state.inactive_xml):
-            what = self._listed(_verify.compare(state.inactive_root(), current.inactive_root(), shown=self._shown))
+        if not _same(current, state.inactive_xml):
+            what = self._listed(_verify.compare(state.inactive_root(), _domxml.parse(current), shown=self._shown))
             return self._findings(out, changes, _vocab.CONFLICT, (
                 "someone else changed the definition after it was read (%s); nothing was changed. Rerun to plan "
                 "from the new definition" % what))
@@ -271,11 +271,11 @@ class Engine:
     def _restore(self, out, state, after):
         """Put the definition we read back, but only while the definition is still the one we wrote."""
         try:
-            current = self.adapter.reread(state.uuid)
+            current = self.adapter.definition(state.uuid)
         except DomainVanished:
             return ("The domain was undefined by someone else meanwhile; nothing was restored. The definition "
                     "before this run is saved at %s." % out.backup)
-        if not _same(current.inactive_xml, after.inactive_xml):
+        if not _same(current, after.inactive_xml):
             return ("The definition was changed again by someone else after this run's define, so it was left as "
                     "it is; the definition before this run is saved at %s (restore it by hand with 'virsh define %s' "
                     "if that is right)." % (out.backup, out.backup))

@@ -42,9 +42,8 @@ def _kids(el):
     return [c for c in el if isinstance(c.tag, str)]
 
 
-def _key(el):
-    parent = el.getparent()
-    if el.tag == "controller" and parent is not None and parent.tag == "devices":
+def _key(el, in_devices):
+    if in_devices and el.tag == "controller":
         return ("controller", el.get("type"), el.get("index", "0"), el.get("model"))
     return (el.tag,)
 
@@ -52,13 +51,17 @@ def _key(el):
 def pair_children(a, b):
     """Pair the element children of ``a`` and ``b``: same key (tag; controllers by type, index and
     model), in document order within a key. Returns (pairs, only_in_a, only_in_b)."""
+    return _pair(_kids(a), _kids(b), a.tag == "devices")
+
+
+def _pair(kids_a, kids_b, in_devices):
     groups_b = {}
-    for child in _kids(b):
-        groups_b.setdefault(_key(child), []).append(child)
+    for child in kids_b:
+        groups_b.setdefault(_key(child, in_devices), []).append(child)
     pairs, only_a = [], []
     taken = {}
-    for child in _kids(a):
-        key = _key(child)
+    for child in kids_a:
+        key = _key(child, in_devices)
         index = taken.get(key, 0)
         bucket = groups_b.get(key, [])
         if index < len(bucket):
@@ -148,20 +151,28 @@ def compare(sent, after, shown=None):
 
 
 def _walk(a, b, out, shown):
-    for name in sorted(set(a.attrib) | set(b.attrib)):
-        va, vb = a.get(name), b.get(name)
-        if va == vb:
-            continue
-        kind = ADDED if va is None else DROPPED if vb is None else CHANGED
-        out.append({"kind": kind, "element": label(a), "path": _path(a), "what": "attribute %s" % name,
-                    "before": shown(name, va, attrs=dict(a.attrib)), "after": shown(name, vb, attrs=dict(b.attrib)),
-                    "normalisation": kind == ADDED or (kind == CHANGED and _normalised(a, name))})
-    ta, tb = _text(a), _text(b)
-    if ta != tb and not (_kids(a) or _kids(b)):
-        out.append({"kind": CHANGED if ta and tb else (ADDED if tb else DROPPED), "element": label(a),
-                    "path": _path(a), "what": "text", "before": shown("", ta), "after": shown("", tb),
-                    "normalisation": not ta})
-    pairs, only_a, only_b = pair_children(a, b)
+    # One pass over each element's attributes and children (lxml creates a proxy per access).
+    attrs_a, attrs_b = dict(a.items()), dict(b.items())
+    if attrs_a != attrs_b:
+        for name in sorted(set(attrs_a) | set(attrs_b)):
+            va, vb = attrs_a.get(name), attrs_b.get(name)
+            if va == vb:
+                continue
+            kind = ADDED if va is None else DROPPED if vb is None else CHANGED
+            out.append({"kind": kind, "element": label(a), "path": _path(a), "what": "attribute %s" % name,
+                        "before": shown(name, va, attrs=attrs_a), "after": shown(name, vb, attrs=attrs_b),
+                        "normalisation": kind == ADDED or (kind == CHANGED and _normalised(a, name))})
+    nodes_a, nodes_b = list(a), list(b)
+    kids_a = [c for c in nodes_a if isinstance(c.tag, str)]
+    kids_b = [c for c in nodes_b if isinstance(c.tag, str)]
+    if not kids_a and not kids_b:
+        ta, tb = _text_of(a, nodes_a), _text_of(b, nodes_b)
+        if ta != tb:
+            out.append({"kind": CHANGED if ta and tb else (ADDED if tb else DROPPED), "element": label(a),
+                        "path": _path(a), "what": "text", "before": shown("", ta), "after": shown("", tb),
+                        "normalisation": not ta})
+        return
+    pairs, only_a, only_b = _pair(kids_a, kids_b, a.tag == "devices")
     for ca, cb in pairs:
         _walk(ca, cb, out, shown)
     for ca in only_a:
@@ -170,6 +181,11 @@ def _walk(a, b, out, shown):
     for cb in only_b:
         out.append({"kind": ADDED, "element": label(cb), "path": _path(cb), "what": "element <%s>" % _local(cb),
                     "before": None, "after": _short(cb, shown), "normalisation": True})
+
+
+def _text_of(el, nodes):
+    # _text with the children already listed: text interrupted by comments is still one text.
+    return ((el.text or "") + "".join(c.tail or "" for c in nodes if not isinstance(c.tag, str))).strip()
 
 
 def _local(el):

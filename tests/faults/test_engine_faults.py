@@ -72,6 +72,11 @@ class Hooked(_adapter.Adapter):
             hook(uuid)
         return super().reread(uuid)
 
+    def definition(self, uuid):
+        for hook in self.on_reread:
+            hook(uuid)
+        return super().definition(uuid)
+
     def define(self, xml_text, validate=True):
         for hook in self.before_define:
             hook(xml_text)

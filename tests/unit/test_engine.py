@@ -55,7 +55,7 @@ def _name_in(xml):
 
 
 class FakeLibvirt:
-    """In-memory libvirt with the adapter's primitives: select, name_of, uuid_of, read, reread, define."""
+    """In-memory libvirt with the adapter's primitives: select, name_of, uuid_of, read, reread, definition, define."""
 
     def __init__(self, *xmls):
         self.defs = {}
@@ -105,6 +105,10 @@ class FakeLibvirt:
         for hook in self.on_reread:
             hook(self, uuid)
         return self.read(uuid)
+
+    def definition(self, uuid):
+        # The guard's read: the same hooks as a reread (another tool acts before either).
+        return self.reread(uuid).inactive_xml
 
     def define(self, xml):
         self._check()
