@@ -27,6 +27,7 @@ import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -45,7 +46,16 @@ IO_RULE = "io-native-needs-direct-cache"
 STATUSES = ("failed", "unknown", "conflict", "not_attempted", "drift", "vanished", "pending", "skipped", "fixed")
 GATING = ("failed", "unknown", "conflict", "not_attempted", "drift")
 # The checks role (roles/checks/tasks/main.yml): its argument validation, then ONE virt_policy call per host.
-CHECKS_VALIDATION = "Validating arguments against arg spec 'main' - Internal - run every virtfleet check on one host"
+def _validation_task(role):
+    """The name Ansible gives a role's argument validation task: its argument spec's short_description."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "roles", role, "meta", "argument_specs.yml")
+    with open(path, encoding="utf-8") as handle:
+        spec = yaml.safe_load(handle)
+    return "Validating arguments against arg spec 'main' - %s" % spec["argument_specs"]["main"]["short_description"]
+
+
+CHECKS_VALIDATION = _validation_task("checks")
 POLICY_TASK = "Run every enabled check on every selected domain (one call, one define per changed domain)"
 ALIAS_RULE = "alias-missing"
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)"
