@@ -143,7 +143,7 @@ kill_tree_procs() {  # every process still rooted in the tree: TERM, then KILL; 
   for _ in $(seq 50); do [[ -z $(procs_in "$t") ]] && return 0; sleep 0.1; done
   pids=$(procs_in "$t")
   # shellcheck disable=SC2086
-  [[ -n $pids ]] && kill -KILL $pids 2>/dev/null || true
+  if [[ -n $pids ]]; then kill -KILL $pids 2>/dev/null || true; fi
   for _ in $(seq 100); do [[ -z $(procs_in "$t") ]] && return 0; sleep 0.1; done
   gdie "$g" "processes rooted in $t do not die: $(procs_in "$t" | tr '\n' ' ')"
 }

@@ -26,13 +26,13 @@ conn = libvirt.open(URI)
 out = {"python": platform.python_version()}
 
 
-def disk(name, driver="", alias="", target="vda", bus="virtio"):
+def disk(name, driver="", alias="", target="vda", bus="virtio", fmt="raw"):
     path = "%s/%s-%s.img" % (IMAGES, name, target)
     if not os.path.exists(path):
         with open(path, "wb") as handle:
             handle.truncate(16 << 20)
-    return ("<disk type='file' device='disk'><driver name='qemu' type='raw'%s/><source file='%s'/>"
-            "<target dev='%s' bus='%s'/>%s</disk>" % (driver, path, target, bus, alias))
+    return ("<disk type='file' device='disk'><driver name='qemu' type='%s'%s/><source file='%s'/>"
+            "<target dev='%s' bus='%s'/>%s</disk>" % (fmt, driver, path, target, bus, alias))
 
 
 def domain(name, devices="", machine="q35", extra=""):
@@ -126,6 +126,65 @@ for machine in ("q35", "pc"):
 
 # a no-OS domain of each expanded machine type starts (TCG)
 out["start_q35"] = start(domain("probe-s", disk("probe-s", " cache='none' io='native'")))
+
+# machine types of the other generations, at define
+cross = {}
+for machine in ("pc-1.0", "pc-i440fx-1.4", "pc-i440fx-2.3", "pc-i440fx-2.4", "pc-q35-5.2", "pc-q35-7.2", "pc-q35-10.0"):
+    status, text = attempt(domain("probe-x", machine=machine))
+    cross[machine] = status if status == "ok" else text
+out["define_machine"] = cross
+
+# attributes and elements newer libvirt knows: kept, dropped silently, or refused (with and without VALIDATE)
+newer = {
+    "disk discard_no_unref": domain("probe-n", disk("probe-n", " discard_no_unref='on'", fmt="qcow2")),
+    "interface backend passt": domain("probe-n", "<interface type='user'><backend type='passt'/><model type='virtio'/></interface>"),
+    "disk driver queue_size": domain("probe-n", disk("probe-n", " queues='1' queue_size='256'")),
+    "disk throttlefilters": domain("probe-n", disk("probe-n").replace(
+        "</disk>", "<throttlefilters><throttlefilter group='g1'/></throttlefilters></disk>"), extra=(
+        "<throttlegroups><throttlegroup><total_iops_sec>1000</total_iops_sec><group_name>g1</group_name>"
+        "</throttlegroup></throttlegroups>")),
+}
+marks = {"disk discard_no_unref": "discard_no_unref", "interface backend passt": "passt",
+         "disk driver queue_size": "queue_size", "disk throttlefilters": "throttlefilter"}
+result = {}
+for label, xml in newer.items():
+    plain, text = attempt(xml)
+    plain = ("kept" if marks[label] in text else "dropped silently") if plain == "ok" else text
+    valid, vtext = attempt(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+    valid = ("kept" if marks[label] in vtext else "dropped silently") if valid == "ok" else vtext.splitlines()[0]
+    result[label] = {"define": plain, "define_validate": valid}
+out["newer_features"] = result
+
+# hot-unplug without a guest OS: a SCSI disk and a virtio-blk disk of a q35 domain ('q35' as this QEMU expands it)
+def unplug(bus_xml, alias):
+    xml = domain("probe-u", "<controller type='scsi' model='virtio-scsi'/>" + disk("probe-u", alias="<alias name='ua-u-sda'/>", target="sda", bus="scsi")
+                 + disk("probe-u", alias="<alias name='ua-u-vdb'/>", target="vdb"))
+    dom = conn.defineXML(xml)
+    try:
+        dom.create()
+        t0 = time.time()
+        dom.detachDeviceAlias(alias, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        while time.time() - t0 < 3:
+            if "<alias name='%s'/>" % alias not in dom.XMLDesc(0):
+                return "removed after %.2f s" % (time.time() - t0)
+            time.sleep(0.01)
+        return "still present after 3 s"
+    except libvirt.libvirtError as exc:
+        return "code %d: %s" % (exc.get_error_code(), exc.get_error_message())
+    finally:
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+out["unplug_scsi_no_guest"] = unplug(None, "ua-u-sda")
+out["unplug_virtio_blk_no_guest_q35"] = unplug(None, "ua-u-vdb")
+
+# domain capabilities: every enum, to compare generations
+enums = {}
+for node in dc.iter("enum"):
+    parent = [p for p in dc.iter() if node in list(p)][0]
+    enums["%s/%s" % (parent.tag, node.get("name"))] = sorted(v.text for v in node.findall("value"))
+out["domcaps_enums"] = enums
+out["domcaps_features"] = sorted(f.tag + ("=" + f.get("supported") if f.get("supported") else "") for f in dc.find("features"))
 
 # the libvirt API the collection uses
 names = ("VIR_DOMAIN_DEFINE_VALIDATE", "VIR_DOMAIN_XML_SECURE", "VIR_DOMAIN_XML_INACTIVE", "VIR_ERR_NO_DOMAIN",
