@@ -63,15 +63,15 @@ def search_text(*parts):
 
 
 def finding_view(host_name, domain, finding):
-    """What a finding row shows: (device label, now, wanted, search text, alias, source)."""
+    """What a finding row shows: (device label, now, wanted, alias, source, serial).
+
+    The free-text filter searches the row's text and its domain's ``data-text`` (report.js), so
+    nothing here is repeated in a search attribute.
+    """
     device = finding["device"]
     now, want = change_text(finding["current"], finding["desired"])
-    label = device_label(device)
     get = device.get
-    text = " ".join(" ".join(str(p).split()) for p in (
-        host_name, domain["name"], domain["uuid"], finding["check"], finding["rule"], finding["status"], label,
-        get("source"), get("alias"), get("serial"), now, want, finding["message"]) if p).lower()
-    return label, now, want, text, get("alias"), get("source")
+    return device_label(device), now, want, get("alias"), get("source"), get("serial")
 
 
 def host_class(host):
@@ -103,26 +103,35 @@ def names(items, empty, limit=20):
     return "%s and %d more (see the host table)" % (", ".join(items[:limit]), len(items) - limit)
 
 
+def host_rows(host):
+    """Rows the one-page report has for ``host``: findings, compliant domains, a note."""
+    s = host["summary"]
+    return s["findings"] + s["domains"] - s["domains_with_findings"] + (1 if host["status"] != "ok" or not s["domains"]
+                                                                           else 0)
+
+
 def row_count(report):
     """Rows the one-page report would have: findings, compliant domains, host notes."""
-    rows = 0
-    for h in report["hosts"]:
-        s = h["summary"]
-        rows += s["findings"] + s["domains"] - s["domains_with_findings"]
-        rows += 1 if h["status"] != "ok" or not s["domains"] else 0
-    return rows
+    return sum(host_rows(h) for h in report["hosts"])
+
+
+class Slugs:
+    """File name per host name (its own page): the name when it is a safe file name, else a safe form + hash."""
+
+    def __init__(self):
+        self.taken = set()
+
+    def __call__(self, name):
+        slug = _SLUG_BAD.sub("_", name).lstrip(".") or "host"
+        if slug != name or slug.lower() in self.taken:
+            slug = "%s-%s" % (slug[:80], hashlib.sha256(name.encode("utf-8")).hexdigest()[:10])
+        self.taken.add(slug.lower())
+        return slug
 
 
 def host_slugs(hosts):
-    """File name per host name (its own page): the name when it is a safe file name, else a safe form + hash."""
-    out, taken = {}, set()
-    for name in hosts:
-        slug = _SLUG_BAD.sub("_", name).lstrip(".") or "host"
-        if slug != name or slug.lower() in taken:
-            slug = "%s-%s" % (slug[:80], hashlib.sha256(name.encode("utf-8")).hexdigest()[:10])
-        taken.add(slug.lower())
-        out[name] = slug
-    return out
+    slug = Slugs()
+    return {name: slug(name) for name in hosts}
 
 
 def _csp_hash(text):
@@ -160,91 +169,119 @@ class Renderer:
         self._report = env.get_template("report.html.j2")
         self._host = env.get_template("host.html.j2")
 
-    def _hosts_rows(self, report, hrefs):
-        rows = []
-        for i, h in enumerate(report["hosts"]):
-            statuses, rules = set(), set()
-            if h["status"] != "ok":
-                statuses.add(host_class(h))
-            for d in h["domains"]:
-                if not d["findings"]:
-                    statuses.add("compliant")
-                for f in d["findings"]:
-                    statuses.add(f["status"])
-                    rules.add(f["rule"])
-            if h["status"] == "ok" and not h["domains"]:
-                statuses.add("compliant")
-            rows.append({"host": h, "href": hrefs[i], "statuses": " ".join(sorted(statuses)),
-                         "rules": " ".join(sorted(rules)),
-                         "text": search_text(h["name"], h["uri"], h["mode"], host_label(h), h["error"])})
-        order = sorted(range(len(rows)), key=lambda i: _host_rank(report["hosts"][i]))
-        return [rows[i] for i in order]
-
     @staticmethod
-    def _rules_rows(report):
-        rules = {}
-        for h in report["hosts"]:
-            for d in h["domains"]:
-                for f in d["findings"]:
-                    row = rules.get(f["rule"])
-                    if row is None:
-                        row = rules[f["rule"]] = {"rule": f["rule"], "checks": [], "total": 0,
-                                                  "by_status": dict.fromkeys(STATUSES, 0), "_hosts": set()}
-                    row["total"] += 1
-                    row["by_status"][f["status"]] = row["by_status"].get(f["status"], 0) + 1
-                    if f["check"] not in row["checks"]:
-                        row["checks"].append(f["check"])
-                    row["_hosts"].add(h["name"])
-        out = []
-        for rule in sorted(rules):
-            row = rules[rule]
-            row["hosts"] = len(row.pop("_hosts"))
-            out.append(row)
-        return out
+    def host_row(h, href):
+        """The host table's row of ``h``: the host without its domains, and what the filters match."""
+        statuses, rules = set(), set()
+        if h["status"] != "ok":
+            statuses.add(host_class(h))
+        for d in h["domains"]:
+            if not d["findings"]:
+                statuses.add("compliant")
+            for f in d["findings"]:
+                statuses.add(f["status"])
+                rules.add(f["rule"])
+        if h["status"] == "ok" and not h["domains"]:
+            statuses.add("compliant")
+        light = {k: v for k, v in h.items() if k != "domains"}
+        return {"host": light, "href": href, "statuses": " ".join(sorted(statuses)), "rules": " ".join(sorted(rules)),
+                "text": search_text(h["name"], h["uri"], h["mode"], host_label(h), h["error"])}
 
-    def render_report(self, report, inline=True, host_hrefs=None, limit=DEFAULT_INLINE_LIMIT, rows=None):
-        """The first page; ``inline``: with every host section, else linking ``host_hrefs`` (one per host)."""
+    def render_index(self, report, rows, rules, inline, limit=DEFAULT_INLINE_LIMIT, n_rows=0):
+        """The first page. ``report``: the report, whose ``hosts`` are the full entries (inline) or the
+        entries without ``domains`` (paged); ``rows``: :meth:`host_row` per host; ``rules``: :class:`RuleTable`."""
+        order = sorted(range(len(rows)), key=lambda i: _host_rank(rows[i]["host"]))
+        table = rules.rows()
+        rule_statuses = {s for row in table for s, n in row["by_status"].items() if n}
+        return self._report.render(r=report, hosts=[rows[i] for i in order], rules=table,
+                                   rule_statuses=rule_statuses, inline=inline, limit=limit, rows=n_rows)
+
+    def render_report(self, report, inline=True, host_hrefs=None, limit=DEFAULT_INLINE_LIMIT):
+        """The first page of a report in memory; ``inline``: with every host, else linking ``host_hrefs``."""
         hosts = report["hosts"]
         hrefs = ["#host-%d" % (i + 1) for i in range(len(hosts))] if inline else host_hrefs
-        rules = self._rules_rows(report)
-        rule_statuses = {s for row in rules for s, n in row["by_status"].items() if n}
-        return self._report.render(r=report, hosts=self._hosts_rows(report, hrefs), rules=rules,
-                                   rule_statuses=rule_statuses, inline=inline, limit=limit,
-                                   rows=row_count(report) if rows is None else rows)
+        rules = RuleTable()
+        for h in hosts:
+            rules.add(h)
+        rows = [self.host_row(h, href) for h, href in zip(hosts, hrefs)]
+        if not inline:
+            report = dict(report, hosts=[row["host"] for row in rows])
+        return self.render_index(report, rows, rules, inline, limit, sum(host_rows(h) for h in hosts))
 
-    def render_host(self, report, host, index_href):
-        """The page of one host of ``report``."""
+    def render_host(self, head, host, index_href):
+        """The page of one host; ``head``: the report's schema_version, generated_at and title."""
         rules = sorted({f["rule"] for d in host["domains"] for f in d["findings"]})
-        return self._host.render(r=report, h=host, index=index_href, host_rules=rules)
-
-    def write(self, report, directory, name, inline_limit=DEFAULT_INLINE_LIMIT, write=None):
-        """Write the pages of ``report`` with ``write(path, text)``; returns (first page, host page dir or None).
-
-        ``write`` defaults to a plain file write; the action passes its atomic writer. The host pages
-        go to ``<directory>/<name>-hosts/`` (the caller prepares and publishes that directory).
-        """
-        write = write or _plain_write
-        rows = row_count(report)
-        index = os.path.join(directory, name + ".html")
-        if inline_limit is None or rows <= inline_limit:
-            write(index, self.render_report(report, inline=True, limit=inline_limit, rows=rows))
-            return index, None
-        host_dir = os.path.join(directory, name + "-hosts")
-        slugs = host_slugs([h["name"] for h in report["hosts"]])
-        back = "../" + quote(name + ".html")
-        hrefs = []
-        for h in report["hosts"]:
-            slug = slugs[h["name"]]
-            write(os.path.join(host_dir, slug + ".html"), self.render_host(report, h, back))
-            hrefs.append(quote(name + "-hosts") + "/" + quote(slug + ".html"))
-        write(index, self.render_report(report, inline=False, host_hrefs=hrefs, limit=inline_limit, rows=rows))
-        return index, host_dir
+        return self._host.render(r=head, h=host, index=index_href, host_rules=rules)
 
 
-def _plain_write(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
+class RuleTable:
+    """Findings by rule over the fleet, counted one host at a time: rule, checks, total, by_status, hosts."""
+
+    def __init__(self):
+        self.rules = {}
+
+    def add(self, h):
+        rules = self.rules
+        for d in h["domains"]:
+            for f in d["findings"]:
+                row = rules.get(f["rule"])
+                if row is None:
+                    row = rules[f["rule"]] = {"rule": f["rule"], "checks": [], "total": 0,
+                                              "by_status": dict.fromkeys(STATUSES, 0), "_hosts": set()}
+                row["total"] += 1
+                row["by_status"][f["status"]] = row["by_status"].get(f["status"], 0) + 1
+                if f["check"] not in row["checks"]:
+                    row["checks"].append(f["check"])
+                row["_hosts"].add(h["name"])
+
+    def rows(self):
+        return [dict({k: v for k, v in self.rules[r].items() if k != "_hosts"}, hosts=len(self.rules[r]["_hosts"]))
+                for r in sorted(self.rules)]
+
+
+class Pages:
+    """The HTML pages of a fleet written as its hosts come (the report is never whole in memory).
+
+    Hosts are kept while the fleet fits on one page (``limit`` rows); from the host that makes it
+    larger on, each host's page is written with ``write(file name, text)`` as it comes (the kept
+    ones first) and only its table row is kept. :meth:`index` then renders the first page.
+    """
+
+    def __init__(self, renderer, name, head, limit=DEFAULT_INLINE_LIMIT, write=None):
+        self.renderer, self.name, self.head, self.limit, self.write = renderer, name, head, limit, write
+        self.kept, self.rows, self.rules, self.n_rows = [], [], RuleTable(), 0
+        self.inline = True
+        self.slug = Slugs()
+        self.back = "../" + quote(name + ".html")
+
+    def add(self, host):
+        self.n_rows += host_rows(host)
+        self.rules.add(host)
+        if self.inline:
+            self.kept.append(host)
+            if self.limit is None or self.n_rows <= self.limit:
+                return
+            self.inline = False
+            kept, self.kept = self.kept, []
+            for h in kept:
+                self._page(h)
+        else:
+            self._page(host)
+
+    def _page(self, host):
+        slug = self.slug(host["name"])
+        self.write(slug + ".html", self.renderer.render_host(self.head, host, self.back))
+        self.rows.append(self.renderer.host_row(host, quote(self.name + "-hosts") + "/" + quote(slug + ".html")))
+
+    def index(self, head):
+        """The first page; ``head``: the report without hosts, its summary complete."""
+        if self.inline:
+            rows = [self.renderer.host_row(h, "#host-%d" % (i + 1)) for i, h in enumerate(self.kept)]
+            report = dict(head, hosts=self.kept)
+        else:
+            rows = self.rows
+            report = dict(head, hosts=[row["host"] for row in rows])
+        return self.renderer.render_index(report, rows, self.rules, self.inline, self.limit, self.n_rows)
 
 
 _DEFAULT = []

@@ -3,9 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The report as JUnit XML (private, pure): a suite per host, a case per domain and check:rule.
 
-Written as a stream, one host at a time: at 300,000 findings an ``xml.etree`` tree of every case
-held ~1 GB and its text another 114 MB. The totals of ``<testsuites>`` come first in the file, so
-they are counted in a first pass that groups the findings without building any text.
+Text made one host (one ``<testsuite>``) at a time: at 300,000 findings an ``xml.etree`` tree of
+every case held ~1 GB and its text another 114 MB. The totals of ``<testsuites>`` come first in
+the file, so the streaming writer (_report_files.py) writes the suites to a scratch file and puts
+the header before them at the end; :func:`write_junit` of a report in memory keeps the suites'
+texts until the totals are known.
 docs/report-schema.md ("JUnit file") describes the outcome rules.
 """
 
@@ -20,9 +22,8 @@ from ansible_collections.virtfleet.libvirt.plugins.plugin_utils._report_text imp
 
 # XML 1.0 forbids these characters even escaped; they are replaced by U+FFFD.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-_ATTR = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;",
-                       "\t": "&#09;"})
+_TEXT = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
+_ATTR = _TEXT + (('"', "&quot;"), ("\n", "&#10;"), ("\r", "&#13;"), ("\t", "&#09;"))
 
 
 def clean(value):
@@ -30,12 +31,20 @@ def clean(value):
     return _XML_INVALID.sub("\ufffd", fmt(value))
 
 
+def _escape(text, table):
+    # str.replace per character is C; str.translate with a dict is a Python call per character.
+    for char, entity in table:
+        if char in text:
+            text = text.replace(char, entity)
+    return text
+
+
 def _attr(value):
-    return clean(value).translate(_ATTR)
+    return _escape(clean(value), _ATTR)
 
 
 def _text(value):
-    return clean(value).translate(_TEXT)
+    return _escape(clean(value), _TEXT)
 
 
 def _cases(host):
@@ -64,29 +73,22 @@ def _cases(host):
             yield classname, "%s:%s" % (check, rule), outcome, items
 
 
-def _host_counts(host):
+def suite(host, generated_at):
+    """(the ``<testsuite>`` of ``host`` as text, its counts: tests, failures, errors, skipped)."""
     tally = dict(tests=0, failures=0, errors=0, skipped=0)
-    key = {"failure": "failures", "error": "errors", "skipped": "skipped"}
-    for _c, _n, outcome, _f in _cases(host):
-        tally["tests"] += 1
-        if outcome in key:
-            tally[key[outcome]] += 1
-    return tally
-
-
-def _suite(report, host, tally):
     name = _attr(host["name"])
-    out = ['  <testsuite name="%s" hostname="%s" timestamp="%s" time="0" tests="%d" failures="%d" errors="%d" '
-           'skipped="%d">\n    <properties>\n' % (name, name, _attr(report.get("generated_at")), tally["tests"],
-                                                   tally["failures"], tally["errors"], tally["skipped"])]
+    out = [None, "    <properties>\n"]
     for key in ("status", "uri", "mode", "check_mode"):
         value = host.get(key)
         value = str(value).lower() if isinstance(value, bool) else ("" if value is None else value)
         out.append('      <property name="%s" value="%s" />\n' % (key, _attr(value)))
     out.append("    </properties>\n")
+    prefix = len(host["name"]) + 1
     for classname, case_name, outcome, items in _cases(host):
+        tally["tests"] += 1
         head = '    <testcase classname="%s" name="%s" time="0"' % (_attr(classname), _attr(case_name))
         if outcome == "error":
+            tally["errors"] += 1
             error = host.get("error")
             out.append('%s>\n      <error type="%s" message="%s">%s</error>\n    </testcase>\n' % (
                 head, _attr(host["status"]), _attr("%s: %s" % (host["status"], error)), _text(error)))
@@ -96,11 +98,13 @@ def _suite(report, host, tally):
             continue
         statuses = [f["status"] for f in items]
         if outcome == "skipped":
+            tally["skipped"] += 1
             message = "%s: %s" % (", ".join(sorted(set(statuses))), "; ".join(f.get("message") or "" for f in items))
             out.append('%s>\n      <skipped message="%s" />\n    </testcase>\n' % (head, _attr(message)))
             continue
-        text = "\n".join(finding_line(host["name"], classname[len(host["name"]) + 1:], f) for f in items)
+        text = "\n".join(finding_line(host["name"], classname[prefix:], f) for f in items)
         if outcome == "failure":
+            tally["failures"] += 1
             gating = next(s for s in STATUSES if s in statuses and s in GATING)
             message = "%s: %s" % (plural(len(items), "finding"), ", ".join(sorted(set(statuses))))
             out.append('%s>\n      <failure type="%s" message="%s">%s</failure>\n    </testcase>\n' % (
@@ -108,19 +112,40 @@ def _suite(report, host, tally):
         else:
             out.append("%s>\n      <system-out>%s</system-out>\n    </testcase>\n" % (head, _text(text)))
     out.append("  </testsuite>\n")
-    return "".join(out)
+    out[0] = ('  <testsuite name="%s" hostname="%s" timestamp="%s" time="0" tests="%d" failures="%d" errors="%d" '
+              'skipped="%d">\n' % (name, name, _attr(generated_at), tally["tests"], tally["failures"],
+                                    tally["errors"], tally["skipped"]))
+    return "".join(out), tally
+
+
+def header(title, totals):
+    """The XML declaration and the ``<testsuites>`` start tag with the totals of every suite."""
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="%s" tests="%d" failures="%d" errors="%d" '
+            'skipped="%d" time="0">\n' % (_attr(title), totals["tests"], totals["failures"], totals["errors"],
+                                          totals["skipped"]))
+
+
+FOOTER = "</testsuites>\n"
+
+
+def add(totals, tally):
+    for key, value in tally.items():
+        totals[key] = totals.get(key, 0) + value
+    return totals
 
 
 def write_junit(report, handle):
     """Write the JUnit XML of ``report`` (what _report_merge.build_report returned) to ``handle``."""
-    tallies = [_host_counts(h) for h in report["hosts"]]
-    totals = {k: sum(t[k] for t in tallies) for k in ("tests", "failures", "errors", "skipped")}
-    handle.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="%s" tests="%d" failures="%d" '
-                 'errors="%d" skipped="%d" time="0">\n' % (_attr(report.get("title")), totals["tests"],
-                                                          totals["failures"], totals["errors"], totals["skipped"]))
-    for host, tally in zip(report["hosts"], tallies):
-        handle.write(_suite(report, host, tally))
-    handle.write("</testsuites>\n")
+    suites, totals = [], {}
+    for host in report["hosts"]:
+        text, tally = suite(host, report.get("generated_at"))
+        suites.append(text)
+        add(totals, tally)
+    handle.write(header(report.get("title"), dict(dict.fromkeys(("tests", "failures", "errors", "skipped"), 0),
+                                                  **totals)))
+    for text in suites:
+        handle.write(text)
+    handle.write(FOOTER)
 
 
 def junit_text(report):

@@ -223,72 +223,114 @@ def host_entry(host, result, status_fact=None):
     }
 
 
-def build_report(hosts, hostvars, title=None, generated_at=None):
-    """The merged report (docs/report-schema.md) of ``hosts``, read from ``hostvars``."""
+class Fleet:
+    """The fleet-wide part of the report (summary), counted one host entry at a time.
+
+    :func:`build_report` and the streaming writer (_report_files.py) both count with it, so the
+    summary is defined once whether the hosts are kept in memory or written as they come.
+    """
+
+    def __init__(self, title=None, generated_at=None):
+        if generated_at is None:
+            generated_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.title = str(title) if title else "Fleet compliance report"
+        self.generated_at = str(generated_at)
+        self.hosts = 0
+        self.by_host_status = dict.fromkeys(HOST_STATUSES, 0)
+        self.by_status = dict.fromkeys(STATUSES, 0)
+        self.by_check = dict.fromkeys(CHECKS, 0)
+        self.rules = {}
+        self.unreachable, self.failed = [], []
+        self.n_domains = self.with_findings = self.domains_pending = self.n_findings = self.n_pending = 0
+        self.modes, self.check_modes = set(), set()
+
+    def add(self, h):
+        """Count host entry ``h`` (what :func:`host_entry` returned)."""
+        self.hosts += 1
+        self.by_host_status[h["status"]] = self.by_host_status.get(h["status"], 0) + 1
+        if h["status"] == "unreachable":
+            self.unreachable.append(h["name"])
+        elif h["status"] == "failed":
+            self.failed.append(h["name"])
+        if h["mode"]:
+            self.modes.add(str(h["mode"]))
+        if h["check_mode"] is not None:
+            self.check_modes.add(h["check_mode"])
+        summary = h["summary"]
+        self.n_findings += summary["findings"]
+        self.n_pending += summary["pending_restart"]
+        for key, value in summary["by_status"].items():
+            self.by_status[key] = self.by_status.get(key, 0) + value
+        self.n_domains += summary["domains"]
+        self.with_findings += summary["domains_with_findings"]
+        rules, by_check = self.rules, self.by_check
+        for d in h["domains"]:
+            if not d["findings"]:
+                continue
+            self.domains_pending += d["pending_restart"]
+            for f in d["findings"]:
+                rule, check = f["rule"], f["check"]
+                rules[rule] = rules.get(rule, 0) + 1
+                by_check[check] = by_check.get(check, 0) + 1
+
+    def summary(self):
+        by_status, unreachable, failed_hosts = self.by_status, self.unreachable, self.failed
+        reasons = ["%s with status %s" % (plural(by_status[s], "finding"), s) for s in GATING if by_status[s]]
+        if unreachable:
+            reasons.append("%s unreachable: %s" % (plural(len(unreachable), "host"), ", ".join(unreachable)))
+        if failed_hosts:
+            reasons.append("%s failed: %s" % (plural(len(failed_hosts), "host"), ", ".join(failed_hosts)))
+        check_modes = set(self.check_modes)
+        return {
+            "passed": not reasons,
+            "reasons": reasons,
+            "modes": sorted(self.modes),
+            "check_mode": check_modes.pop() if len(check_modes) == 1 else None,
+            "hosts": dict(total=self.hosts, **self.by_host_status),
+            "unreachable_hosts": list(unreachable),
+            "failed_hosts": list(failed_hosts),
+            "domains": {"total": self.n_domains, "with_findings": self.with_findings,
+                        "compliant": self.n_domains - self.with_findings, "pending_restart": self.domains_pending},
+            "findings": {
+                "total": self.n_findings,
+                "by_status": dict(by_status),
+                "by_rule": {rule: self.rules[rule] for rule in sorted(self.rules)},
+                "by_check": dict(self.by_check),
+            },
+            "pending_restart": self.n_pending,
+        }
+
+    def head(self):
+        """The report without ``hosts``: every key before it, in the schema's order."""
+        return {"schema_version": SCHEMA_VERSION, "generated_at": self.generated_at, "title": self.title,
+                "summary": self.summary()}
+
+
+def host_names(hosts, hostvars):
+    """``hosts`` without duplicates, as text, after checking both inputs (ReportInputError)."""
     if isinstance(hosts, (str, bytes)) or not isinstance(hosts, (list, tuple)):
         raise ReportInputError("fleet_report: the input must be a list of host names, got %s" % type(hosts).__name__)
     if not isinstance(hostvars, Mapping):
         raise ReportInputError("fleet_report: hostvars must be a mapping (pass hostvars), got %s"
                                % type(hostvars).__name__)
-    names = list(dict.fromkeys(str(h) for h in hosts))
-    host_entries = [host_entry(name, *audit_result(hostvars, name)) for name in names]
-    by_host_status = counts(HOST_STATUSES, [h["status"] for h in host_entries])
-    by_status = dict.fromkeys(STATUSES, 0)
-    by_check = dict.fromkeys(CHECKS, 0)
-    rules = {}
-    n_domains = with_findings = domains_pending = n_findings = n_pending = 0
-    for h in host_entries:
-        summary = h["summary"]
-        n_findings += summary["findings"]
-        n_pending += summary["pending_restart"]
-        for key, value in summary["by_status"].items():
-            by_status[key] = by_status.get(key, 0) + value
-        n_domains += summary["domains"]
-        with_findings += summary["domains_with_findings"]
-        for d in h["domains"]:
-            if not d["findings"]:
-                continue
-            domains_pending += d["pending_restart"]
-            for f in d["findings"]:
-                rule, check = f["rule"], f["check"]
-                rules[rule] = rules.get(rule, 0) + 1
-                by_check[check] = by_check.get(check, 0) + 1
-    unreachable = [h["name"] for h in host_entries if h["status"] == "unreachable"]
-    failed_hosts = [h["name"] for h in host_entries if h["status"] == "failed"]
+    return list(dict.fromkeys(str(h) for h in hosts))
 
-    reasons = ["%s with status %s" % (plural(by_status[s], "finding"), s) for s in GATING if by_status[s]]
-    if unreachable:
-        reasons.append("%s unreachable: %s" % (plural(len(unreachable), "host"), ", ".join(unreachable)))
-    if failed_hosts:
-        reasons.append("%s failed: %s" % (plural(len(failed_hosts), "host"), ", ".join(failed_hosts)))
-    if generated_at is None:
-        generated_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    modes = sorted({str(h["mode"]) for h in host_entries if h["mode"]})
-    check_modes = {h["check_mode"] for h in host_entries if h["check_mode"] is not None}
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "generated_at": str(generated_at),
-        "title": str(title) if title else "Fleet compliance report",
-        "summary": {
-            "passed": not reasons,
-            "reasons": reasons,
-            "modes": modes,
-            "check_mode": check_modes.pop() if len(check_modes) == 1 else None,
-            "hosts": dict(total=len(host_entries), **by_host_status),
-            "unreachable_hosts": unreachable,
-            "failed_hosts": failed_hosts,
-            "domains": {"total": n_domains, "with_findings": with_findings,
-                        "compliant": n_domains - with_findings, "pending_restart": domains_pending},
-            "findings": {
-                "total": n_findings,
-                "by_status": by_status,
-                "by_rule": {rule: rules[rule] for rule in sorted(rules)},
-                "by_check": by_check,
-            },
-            "pending_restart": n_pending,
-        },
-        "hosts": host_entries,
-    }
+
+def iter_hosts(hosts, hostvars):
+    """The host entries of ``hosts``, one at a time (read from ``hostvars`` as they are needed)."""
+    for name in host_names(hosts, hostvars):
+        yield host_entry(name, *audit_result(hostvars, name))
+
+
+def build_report(hosts, hostvars, title=None, generated_at=None):
+    """The merged report (docs/report-schema.md) of ``hosts``, read from ``hostvars``."""
+    entries = list(iter_hosts(hosts, hostvars))
+    fleet = Fleet(title, generated_at)
+    for entry in entries:
+        fleet.add(entry)
+    report = fleet.head()
+    report["hosts"] = entries
+    return report
 
 
 def is_report(report):

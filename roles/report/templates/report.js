@@ -19,6 +19,16 @@
     return !value || (' ' + (list || '') + ' ').indexOf(' ' + value + ' ') !== -1;
   }
   function value(k) { return controls[k] ? controls[k].value : ''; }
+  // What the free-text box searches: data-text, or for a finding row its domain's data-text (host,
+  // domain, UUID) and the row's own text, built on the first search and kept in data-text.
+  function text(el) {
+    var d = el.dataset;
+    if (d.text === undefined) {
+      var box = el.closest('[data-text]');
+      d.text = ((box ? box.dataset.text + ' ' : '') + el.textContent).replace(/\s+/g, ' ').trim().toLowerCase();
+    }
+    return d.text;
+  }
   function apply() {
     var host = value('host'), status = value('status'), rule = value('rule');
     var words = value('text').toLowerCase().split(/\s+/).filter(Boolean);
@@ -26,7 +36,7 @@
     items.forEach(function (el) {
       var d = el.dataset;
       var ok = (!host || d.host === host) && has(d.status, status) && has(d.rule, rule) &&
-        words.every(function (w) { return (d.text || '').indexOf(w) !== -1; });
+        (!words.length || words.every(function (w) { return text(el).indexOf(w) !== -1; }));
       el.hidden = !ok;
       if (ok) { shown += 1; }
     });
