@@ -124,23 +124,16 @@ def write_reports(hosts, hostvars, directory, name, formats, title=None, generat
                 pages.add(entry)
             del entry
         head = fleet.head()
-        paths = {}
+        paths, ready = {}, []
         for fmt in formats:
             path = os.path.join(directory, name + SUFFIXES[fmt])
-            if fmt == "html":
-                handle, tmp = _scratch(directory, name + ".html")
-                unpublished.append(tmp)
-                with handle:
+            handle, tmp = _scratch(directory, name + SUFFIXES[fmt])
+            unpublished.append(tmp)
+            with handle:
+                if fmt == "html":
                     handle.write(pages.index(head))
-                pages_dir = host_dir.publish()   # the host pages before the page that links them
-                _publish(tmp, path)
-                if pages_dir:
-                    paths["html_hosts"] = pages_dir
-            else:
-                body, body_path = scratch.pop(fmt)
-                handle, tmp = _scratch(directory, name + SUFFIXES[fmt])
-                unpublished.append(tmp)
-                with handle:
+                else:
+                    body, body_path = scratch.pop(fmt)
                     if fmt == "json":
                         text = dumps(head)
                         handle.write(text[:-1] + ',"hosts":[')
@@ -152,10 +145,18 @@ def write_reports(hosts, hostvars, directory, name, formats, title=None, generat
                     body.seek(0)
                     shutil.copyfileobj(body, handle, 1 << 20)
                     handle.write(tail)
-                body.close()
-                os.unlink(body_path)
-                _publish(tmp, path)
+                    body.close()
+                    os.unlink(body_path)
+            ready.append((tmp, path))
             paths[fmt] = path
+        # Everything is written: the host pages go in first (the step that can still refuse, when a
+        # directory not ours is in the way), then the files, the first page among them.
+        if host_dir is not None:
+            pages_dir = host_dir.publish()
+            if pages_dir:
+                paths["html_hosts"] = pages_dir
+        for tmp, path in ready:
+            _publish(tmp, path)
         order = {fmt: i for i, fmt in enumerate(list(formats) + ["html_hosts"])}
         return head, dict(sorted(paths.items(), key=lambda kv: order[kv[0]]))
     finally:

@@ -196,3 +196,52 @@ def test_screenshot_of_the_whole_page(page, tmp_path):
     if os.environ.get("VIRTFLEET_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(str(path), SCREENSHOT)
     assert not severe(driver)
+
+
+@pytest.fixture(scope="module")
+def paged_report(tmp_path_factory):
+    """The same fleet written by the role's writer with a page per host (inline limit 5 rows)."""
+    from ansible_collections.virtfleet.libvirt.plugins.plugin_utils import _report_files
+    fixtures = _load(os.path.join(ROOT, "tests", "unit", "test_report_fixtures.py"), "report_fixtures")
+    out = tmp_path_factory.mktemp("report-paged")
+    _head, paths = _report_files.write_reports(fixtures.HOSTS, fixtures.fleet_hostvars(), str(out), "compliance",
+                                               ["html"], title="Nightly fleet audit", generated_at=GENERATED_AT,
+                                               inline_limit=5)
+    return paths
+
+
+def test_paged_report_summary_filters_hosts_and_drills_down(browser, paged_report):
+    driver = browser
+    driver.get_log("browser")
+    driver.get("file://" + paged_report["html"])
+    assert driver.title == "Nightly fleet audit"
+    assert "17 rows" in driver.find_element(By.ID, "paged-note").text
+    rows = visible(driver, "tr.host-row")
+    assert [r.get_attribute("data-host") for r in rows] == ["hv-fra-01", "hv-par-01", "hv-ams-01", "hv-ams-02"]
+    assert driver.find_element(By.ID, "f-count").text == "showing 4 of 4 rows"
+    Select(driver.find_element(By.ID, "f-status")).select_by_value("pending")
+    assert [r.get_attribute("data-host") for r in visible(driver, "tr.host-row")] == ["hv-ams-01"]
+    driver.find_element(By.ID, "f-clear").click()
+    driver.find_element(By.CSS_SELECTOR, "button.chip[data-value='cache-policy']").click()
+    assert [r.get_attribute("data-host") for r in visible(driver, "tr.host-row")] == ["hv-fra-01"]
+    driver.find_element(By.ID, "f-clear").click()
+    driver.find_element(By.ID, "f-text").send_keys("par")
+    assert [r.get_attribute("data-host") for r in visible(driver, "tr.host-row")] == ["hv-par-01"]
+    driver.find_element(By.ID, "f-clear").click()
+    assert not severe(driver)
+
+    # Drill down: the host's own page, every finding with the filters, and back.
+    driver.find_element(By.LINK_TEXT, "hv-ams-01").click()
+    assert driver.title == "hv-ams-01 · Nightly fleet audit"
+    assert driver.find_element(By.ID, "f-count").text == "showing 9 of 9 rows"
+    assert len(visible(driver, "tr.finding")) == 8 and len(visible(driver, ".compliant-domain")) == 1
+    driver.find_element(By.ID, "f-text").send_keys("7212cdcf sdb")   # the domain's UUID and a device
+    assert len(visible(driver, "tr.finding")) == 1
+    driver.find_element(By.ID, "f-clear").click()
+    Select(driver.find_element(By.ID, "f-rule")).select_by_value("live-differs")
+    assert len(visible(driver, "tr.finding")) == 2
+    assert driver.execute_script("return performance.getEntriesByType('resource').length;") == 0
+    assert not severe(driver)
+    driver.find_element(By.PARTIAL_LINK_TEXT, "Nightly fleet audit").click()
+    assert driver.find_element(By.ID, "paged-note").is_displayed()
+    assert not severe(driver)

@@ -131,3 +131,32 @@ def test_missing_report_hosts_is_refused(fleet, tmp_path):
     proc = play(fleet, report_dir=str(tmp_path / "out"))
     assert proc.returncode != 0 and "report_hosts" in proc.output, proc.output
     assert not (tmp_path / "out").exists()
+
+
+def test_role_pages_per_host_and_a_user_template_dir(fleet, tmp_path):
+    mine = tmp_path / "my-templates"
+    mine.mkdir()
+    (mine / "report.css").write_text("body{font-family:serif}/* acme-report-style */\n", encoding="utf-8")
+    out = tmp_path / "out"
+    proc = play(fleet, report_hosts=HOSTS, report_dir=str(out), report_html_template_dir=str(mine),
+                report_html_inline_limit=3, report_formats=["html"])
+    assert proc.returncode == 0, proc.output
+    assert sorted(os.listdir(out)) == ["compliance-hosts", "compliance.html"]
+    assert sorted(os.listdir(out / "compliance-hosts")) == sorted("%s.html" % h for h in HOSTS)
+    first = (out / "compliance.html").read_text(encoding="utf-8")
+    assert "acme-report-style" in first and 'href="compliance-hosts/hv-ams-01.html"' in first
+    assert "acme-report-style" in (out / "compliance-hosts" / "hv-ams-01.html").read_text(encoding="utf-8")
+    assert "Report html_hosts: %s" % (out.resolve() / "compliance-hosts") in proc.stdout
+
+    # The same fleet under the default limit fits on one page: the host pages of the last run go.
+    proc = play(fleet, report_hosts=HOSTS, report_dir=str(out), report_formats=["html"])
+    assert proc.returncode == 0, proc.output
+    assert os.listdir(out) == ["compliance.html"]
+    assert "acme-report-style" not in (out / "compliance.html").read_text(encoding="utf-8")
+
+
+def test_a_missing_template_dir_fails_before_writing(fleet, tmp_path):
+    proc = play(fleet, report_hosts=HOSTS, report_dir=str(tmp_path / "out"),
+                report_html_template_dir=str(tmp_path / "nowhere"))
+    assert proc.returncode != 0 and "report_html_template_dir" in proc.output and "is not a directory" in proc.output
+    assert not (tmp_path / "out").exists()
