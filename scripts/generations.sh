@@ -20,7 +20,7 @@
 #
 #   scripts/generations.sh up [CODENAME...]   build what is missing (cached), mount, start the
 #                           daemons, wait until `ssh -p PORT root@127.0.0.1 virsh version` answers.
-#                           Idempotent; warm (everything running) well under a second.
+#                           Idempotent; warm (everything running) about a second, cold ~3 min.
 #   scripts/generations.sh status             trees, mounts, daemons, ssh round trip, domains; exit 1
 #                                             if a host is not up
 #   scripts/generations.sh versions [--json]  one line per host: name, URI, libvirt, QEMU, Python,
@@ -516,7 +516,7 @@ print("%-9s %-15s %-21s debian=%-6s libvirt=%-7s qemu=%-7s python=%-7s bindings=
 
 sub=${1:-}; shift || true
 case $sub in
-  -h|--help|help|'') sed -n '2,38p' "$0"; exit 0 ;;
+  -h|--help|help|'') sed -n '2,40p' "$0"; exit 0 ;;
   versions) cmd_versions "$@"; exit ;;
   status) cmd_status; exit ;;
   up|down|purge|restart-libvirt) ;;
