@@ -18,7 +18,7 @@ APT_VENV := libvirt-dev pkg-config
 # The busybox guest of the detach integration tests (tests/integration/_detach_lib.py reads VIRTFLEET_GUEST_DIR).
 GUEST_DIR ?= $(or $(VIRTFLEET_GUEST_DIR),/var/lib/libvirt/images/virtfleet-guest)
 
-.PHONY: help deps venv collection demo lab units sanity lint integration faults corpus corpus-ci package fleet fleet-down fleet-test molecule test clean
+.PHONY: help deps venv collection demo lab units sanity lint docsite integration faults corpus corpus-ci package fleet fleet-down fleet-test molecule test clean
 
 help:
 	@echo 'make venv         apt prerequisites + .venv with requirements.txt (runtime) and requirements-dev.txt (stamp: reruns are instant)'
@@ -34,9 +34,13 @@ help:
 	@echo 'make corpus-ci    the same on a deterministic 60-file sample (~20 s)'
 	@echo 'make fleet        3 independent SSH hypervisors on this machine (scripts/fleet.sh up + seed)'
 	@echo 'make lint         ansible-lint (production profile) on roles, playbooks and molecule scenarios'
+	@echo 'make docsite      the docsite (antsibull-docs + Sphinx, warnings are errors) into .build/docsite (scripts/docsite.sh)'
 	@echo 'make molecule     molecule scenarios of the audit, remediate and detach roles against the fleet'
 	@echo 'make fleet-test   roles and playbooks against that fleet: pytest tests/fleet'
-	@echo 'make test         units, sanity, integration (all run; fails if any failed)'
+	@echo 'make generations  Debian 11/12/13 hypervisors (own libvirtd, QEMU, Python) in chroots over SSH (scripts/generations.sh up; root; cold ~3 min)'
+	@echo 'make fleet-versions  name, URI, libvirt, QEMU and Python of each generation host, one a line'
+	@echo 'make generations-test  pytest tests/generations on that fleet (~70 s; not part of make test yet)'
+	@echo 'make test         units, sanity, lint, docsite, fleet, molecule, faults, corpus, integration (all run; fails if any failed)'
 	@echo 'make package      tarball into .build/dist from a clean copy + changelog/docs lint on it (PACKAGE_ARGS=--importer: galaxy-importer too)'
 	@echo 'make clean        remove .venv, .build and test caches'
 
@@ -103,6 +107,10 @@ fleet:
 lint: venv collection
 	@scripts/lint.sh
 
+# Modules, plugins, roles and the guides (docs/*.md) as one site; fails on any Sphinx warning.
+docsite: venv
+	@scripts/docsite.sh
+
 # Never run alongside fleet-test: both reseed the fleet.
 molecule: venv collection
 	@scripts/molecule.sh
@@ -113,6 +121,20 @@ fleet-down:
 fleet-test: venv collection
 	@scripts/run-pytest.sh tests/fleet
 
+# The mixed-generation fleet (docs/generations.md): chroots under /var/lib/virtfleet-gen, cache in /var/cache/virtfleet-gen.
+.PHONY: generations generations-down fleet-versions generations-test
+generations:
+	@scripts/generations.sh up
+
+generations-down:
+	@scripts/generations.sh down
+
+fleet-versions:
+	@scripts/generations.sh versions
+
+generations-test: venv collection
+	@scripts/run-pytest.sh tests/generations
+
 # Every suite runs even when an earlier one fails; integration runs last so that the last line
 # printed on success is its pytest summary.
 test: venv collection
@@ -120,6 +142,7 @@ test: venv collection
 	$(MAKE) --no-print-directory units || failed="$$failed units"; \
 	$(MAKE) --no-print-directory sanity || failed="$$failed sanity"; \
 	$(MAKE) --no-print-directory lint || failed="$$failed lint"; \
+	$(MAKE) --no-print-directory docsite || failed="$$failed docsite"; \
 	$(MAKE) --no-print-directory fleet-test || failed="$$failed fleet"; \
 	$(MAKE) --no-print-directory molecule || failed="$$failed molecule"; \
 	$(MAKE) --no-print-directory faults || failed="$$failed faults"; \
