@@ -20,7 +20,7 @@ from lxml import etree
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _plan
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
 
-from _support import changed_lines, check_golden, lxml_normalized, read_golden
+from ansible_collections.virtfleet.libvirt.tests.unit._support import changed_lines, check_golden, lxml_normalized, read_golden
 
 ALL_TYPES = ("disk", "interface", "hostdev", "filesystem", "redirdev", "rng", "channel", "controller",
              "watchdog", "shmem", "input", "vsock")
@@ -266,7 +266,7 @@ def test_pci_controllers_are_never_aliased_even_when_asked():
 
 def test_every_alias_golden_file_is_used():
     import os
-    from _support import GOLDEN
+    from ansible_collections.virtfleet.libvirt.tests.unit._support import GOLDEN
     names = {n for n in os.listdir(GOLDEN) if n.startswith("alias-")}
     used = set()
     for case, spec in CASES.items():

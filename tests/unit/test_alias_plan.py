@@ -10,7 +10,7 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
 
-from _support import check_golden, read_golden
+from ansible_collections.virtfleet.libvirt.tests.unit._support import check_golden, read_golden
 
 MISSING, INVALID, DUPLICATE, MISMATCH, LIVE = (_alias.RULE_MISSING, _alias.RULE_INVALID, _alias.RULE_DUPLICATE,
                                                _alias.RULE_MISMATCH, _alias.RULE_LIVE)

@@ -13,7 +13,7 @@ from lxml import etree
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _diskio, _plan
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
 
-from _support import changed_lines, check_golden, driver_attrs, golden_path, lxml_normalized, read_golden
+from ansible_collections.virtfleet.libvirt.tests.unit._support import changed_lines, check_golden, driver_attrs, golden_path, lxml_normalized, read_golden
 
 import os
 

@@ -14,7 +14,7 @@ from lxml import etree
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _diskio, _domxml, _plan
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
 
-from _support import CACHE_MODES, IO_MODES, comments, native_with_cached_disk
+from ansible_collections.virtfleet.libvirt.tests.unit._support import CACHE_MODES, IO_MODES, comments, native_with_cached_disk
 
 FOREIGN = "urn:example:foreign"
 QEMU = "http://libvirt.org/schemas/domain/qemu/1.0"

@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _diskio
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest, UnsupportedByHost
 
-from _support import CACHE_MODES, CACHE_TABLE, DIRECT, IO_MODES
+from ansible_collections.virtfleet.libvirt.tests.unit._support import CACHE_MODES, CACHE_TABLE, DIRECT, IO_MODES
 
 CURRENT_CACHE = (None,) + CACHE_MODES      # None: no cache= in the XML
 CURRENT_IO = (None,) + IO_MODES            # None: no io= in the XML

@@ -8,7 +8,7 @@ from lxml import etree
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml, _plan, _redact, _verify
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import XMLError
 
-from _support import read_golden
+from ansible_collections.virtfleet.libvirt.tests.unit._support import read_golden
 
 PASSWD_LINE = "root:x:0:0:"
 

@@ -13,7 +13,7 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import I
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
 from ansible_collections.virtfleet.libvirt.plugins.modules import virt_domain_info
 
-from _support import read_golden
+from ansible_collections.virtfleet.libvirt.tests.unit._support import read_golden
 
 H = _select.hash8
 NAME, UUID = "web02", "7c1b4d1e-4a55-4e0f-9a0e-3f2b1c0d9e07"

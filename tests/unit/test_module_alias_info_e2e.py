@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from _support import run_module, write_node
+from ansible_collections.virtfleet.libvirt.tests.unit._support import run_module, write_node
 
 libvirt = pytest.importorskip("libvirt")
 

@@ -12,8 +12,8 @@ import stat
 
 import pytest
 
-from _support import run_module as run_module_in
-from _support import write_node
+from ansible_collections.virtfleet.libvirt.tests.unit._support import run_module as run_module_in
+from ansible_collections.virtfleet.libvirt.tests.unit._support import write_node
 
 libvirt = pytest.importorskip("libvirt")
 

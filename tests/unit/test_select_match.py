@@ -12,7 +12,7 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._plan import DomainState
 
-from _support import read_golden
+from ansible_collections.virtfleet.libvirt.tests.unit._support import read_golden
 
 H = _select.hash8
 
