@@ -35,7 +35,7 @@ COLLECTIONS = os.path.join(ROOT, ".build", "collections")
 STATE = os.environ.get("VIRTFLEET_GEN_STATE", "/var/lib/virtfleet-gen")
 URI = "qemu:///system"
 PORT_BASE = 22300
-SETUP = "sudo scripts/generations.sh up   (cold: a few minutes; warm: under a second)"
+SETUP = "sudo scripts/generations.sh up   (or: make generations; cold about 3 min, then 1-2 s)"
 
 # What each generation must be: Debian major, and the upstream major.minor its packages carry.
 EXPECTED = {
