@@ -3,9 +3,8 @@
 #   scripts/sanity.sh [extra ansible-test sanity args, e.g. --test pep8]
 #
 # ansible-test only runs from a real (not symlinked) .../ansible_collections/<ns>/<name> path,
-# so the files git would ship (tracked + untracked-not-ignored) are copied afresh to
-# .build/sanity/ansible_collections/virtfleet/libvirt, which gets its own `git init` so that
-# ansible-test lists files with git (honouring .gitignore) instead of the enclosing repo's.
+# so the files git would ship are copied afresh to .build/sanity/ansible_collections/virtfleet/libvirt
+# (scripts/_fresh-copy.sh).
 #
 # ansible-test bootstraps pip in each sanity venv with a get-pip script downloaded from a host
 # that may be unreachable; a stand-in (ensurepip, then pip install of the pinned pip from the
@@ -68,28 +67,10 @@ if [[ ! -s $get_pip ]] || { grep -q 'written by virtfleet scripts/sanity.sh' "$g
   log "wrote get-pip stand-in $get_pip"
 fi
 
-# 2. Fresh copy of what git would ship. One sanity run at a time per work tree: a second run
-#    would delete the copy the first one is running in.
-mkdir -p "$ROOT/.build"
-exec 8>"$ROOT/.build/sanity.lock"
-flock -n 8 || { log "waiting for another sanity run in this work tree"; flock 8; }
-rm -rf "$DEST"
-mkdir -p "$DEST"
-cd "$ROOT"
-list_files() {
-  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git ls-files -z -co --exclude-standard
-  else
-    find . \( -name .git -o -name .venv -o -name .build -o -path ./tests/output \) -prune \
-      -o \( -type f -o -type l \) -printf '%P\0'
-  fi
-}
-# ls-files also lists tracked files deleted from the work tree: skip those.
-list_files | while IFS= read -r -d '' f; do
-  if [[ -e $f || -L $f ]]; then printf '%s\0' "$f"; fi
-done |
-  tar -cf - --null -T - | tar -xf - -C "$DEST"
-git -C "$DEST" init -q
+# 2. Fresh copy of what git would ship (scripts/_fresh-copy.sh).
+# shellcheck source=scripts/_fresh-copy.sh
+. "$ROOT/scripts/_fresh-copy.sh"
+fresh_copy "$DEST"
 if compgen -G "$DEST/tests/sanity/ignore-*.txt" >/dev/null; then
   log "tests/sanity/ignore-*.txt found: this project keeps no sanity ignore files; fix the code"
   exit 1
