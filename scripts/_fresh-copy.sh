@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/sanity.sh and scripts/units.sh (not run on its own).
 #
 # fresh_copy DEST: copy the files git would ship (tracked + untracked-not-ignored) afresh to DEST
@@ -15,7 +16,7 @@ fresh_copy() {
   rm -rf "$dest"
   mkdir -p "$dest"
   (
-    cd "$ROOT"
+    cd "$ROOT" || exit 1
     if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
       git ls-files -z -co --exclude-standard
     else
