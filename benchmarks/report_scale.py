@@ -20,7 +20,8 @@ Per size, in the same run and interleaved (``--rounds``, medians):
   play whose one ``debug`` task reads ``virtfleet_audit_status.status`` of every host through
   ``hostvars`` (so the data is built and the host variables looked up in both).
 
-Printed: wall time; peak memory of the controller, all its processes together, sampled every
+Printed: wall time; CPU time (user + system of ansible-playbook and its workers: the machine is
+shared, and CPU moves less than wall time under load); peak memory of the controller, all its processes together, sampled every
 50 ms from /proc: the sum of PSS (each page shared by the forked worker counted once) and, for
 reference, the sum of RSS (shared pages counted in every process); sizes of the first page, the
 host pages (count, largest, total), the JSON and the JUnit; then the time a headless Chromium
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -187,8 +189,13 @@ def _mem_kib(pid):
 
 
 def run_measured(cmd, env):
-    """Run ``cmd``; (wall seconds, peak PSS MiB, peak RSS MiB of the process tree, output)."""
+    """Run ``cmd``; (wall s, peak PSS MiB, peak RSS MiB of the process tree, CPU s of the tree, output).
+
+    CPU is user + system time of ansible-playbook and every process it waited for (its workers),
+    from getrusage(RUSAGE_CHILDREN): on a shared machine it moves less than the wall time.
+    """
     peak = [0, 0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     done = threading.Event()
@@ -204,13 +211,15 @@ def run_measured(cmd, env):
             done.wait(0.05)
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    output, _ = proc.communicate()
+    output = proc.communicate()[0]
     wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     done.set()
     thread.join()
     if proc.returncode != 0:
         raise SystemExit("%s failed (rc %d):\n%s" % (" ".join(cmd), proc.returncode, output[-3000:]))
-    return wall, peak[0] / 1024.0, peak[1] / 1024.0, output
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, peak[0] / 1024.0, peak[1] / 1024.0, cpu, output
 
 
 def sizes_of(out_dir):
@@ -306,13 +315,13 @@ def main():
                 order = ("report", "baseline") if r % 2 == 0 else ("baseline", "report")
                 for which in order:
                     cmd = [ANSIBLE_PLAYBOOK, "-i", os.path.join(base, "hosts.ini"), os.path.join(base, which + ".yml")]
-                    wall, pss, rss, output = run_measured(cmd, env)
-                    results[which].append((wall, pss, rss))
+                    wall, pss, rss, cpu, output = run_measured(cmd, env)
+                    results[which].append((wall, pss, rss, cpu))
                     if which == "report" and "Findings: %d" % (n * args.domains * args.findings) not in output:
                         raise SystemExit("the report did not count every finding:\n" + output[-3000:])
-                    print("  %5d hosts %-8s round %d: %6.2f s, peak PSS %6.0f MiB (RSS %6.0f MiB)"
-                          % (n, which, r + 1, wall, pss, rss), flush=True)
-            med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in results.items()}
+                    print("  %5d hosts %-8s round %d: %6.2f s (CPU %6.2f s), peak PSS %6.0f MiB (RSS %6.0f MiB)"
+                          % (n, which, r + 1, wall, cpu, pss, rss), flush=True)
+            med = {k: tuple(statistics.median(x[i] for x in v) for i in range(4)) for k, v in results.items()}
             sizes_now = sizes_of(out)
             opened = host_opened = None
             if driver is not None:
@@ -331,7 +340,8 @@ def main():
     print("\nreport role vs baseline (same inventory, one debug task reading every host's status), %d domains x %d "
           "findings per host, median of %d round(s); load average %.1f -> %.1f"
           % (args.domains, args.findings, args.rounds, load[0], load[1]))
-    head = ("hosts", "findings", "report s", "baseline s", "report-baseline s", "report PSS MiB", "baseline PSS MiB",
+    head = ("hosts", "findings", "report s", "baseline s", "report-baseline s", "report CPU s", "baseline CPU s",
+            "report PSS MiB", "baseline PSS MiB",
             "report RSS MiB", "first page MiB", "host pages (max MiB, total MiB)", "JSON MiB", "JUnit MiB",
             "browser: first page s", "largest host page s")
     print("| " + " | ".join(head) + " |")
@@ -340,7 +350,7 @@ def main():
         rep, bas = med["report"], med["baseline"]
         print("| " + " | ".join((
             "{:,}".format(n), "{:,}".format(n * args.domains * args.findings), "%.2f" % rep[0], "%.2f" % bas[0],
-            "%.2f" % (rep[0] - bas[0]), "%.0f" % rep[1], "%.0f" % bas[1], "%.0f" % rep[2], mib(sz["html"]),
+            "%.2f" % (rep[0] - bas[0]), "%.2f" % rep[3], "%.2f" % bas[3], "%.0f" % rep[1], "%.0f" % bas[1], "%.0f" % rep[2], mib(sz["html"]),
             "%d (%s, %s)" % (sz["host_pages"], mib(sz["host_max"]), mib(sz["host_total"])) if sz["host_pages"] else "-",
             mib(sz["json"]), mib(sz["junit"]),
             "%.2f (load %.2f, %d rows)" % (opened[0], opened[1], opened[2]) if opened else "-",

@@ -12,7 +12,11 @@ version_added: 0.2.0
 description:
   - An action that runs on the controller only. It reads C(virtfleet_audit_status) and C(virtfleet_audit_result) of every host in
     O(hosts) from C(hostvars) (untemplated), merges them (the C(virtfleet.libvirt.fleet_report) filter's report, docs/report-schema.md) and
-    writes C(<dir>/<name>.json), C(.xml) (JUnit) and C(.html) atomically.
+    writes C(<dir>/<name>.json), C(.xml) (JUnit) and C(.html) atomically, one host at a time (the merged report is never
+    whole in memory).
+  - Beyond O(html_inline_limit) rows the HTML is C(<name>.html), the fleet summary with a table of every host, and a page
+    per host in C(<dir>/<name>-hosts/); that directory is replaced as a whole on every run, and removed by a run that fits
+    on one page.
   - The merged report is never stored as a variable; the task returns its summary and the paths, so a report of
     thousands of domains costs no templating. Used by the C(virtfleet.libvirt.report) role.
   - Reports are written under C(--check) too and never count as a change.
@@ -41,6 +45,18 @@ options:
   title:
     description: Title of the report.
     type: str
+  html_template_dir:
+    description:
+      - Directory searched before the collection's C(roles/report/templates/) for the HTML templates, file by file
+        (C(report.html.j2), C(host.html.j2), C(_layout.html.j2), C(_macros.html.j2), C(report.css), C(report.js)).
+      - The CSS and JavaScript are inlined and allowed by the pages' Content-Security-Policy by their SHA-256.
+    type: path
+  html_inline_limit:
+    description:
+      - Rows (findings, compliant domains, notes of failed and unreachable hosts) up to which the HTML report is one page.
+        Beyond it each host gets its own page. V(0) always writes a page per host.
+    type: int
+    default: 5000
 attributes:
   check_mode:
     support: full
@@ -68,7 +84,9 @@ summary:
   returned: always
   type: dict
 paths:
-  description: Written file per format (C(json), C(junit), C(html)).
+  description:
+    - Written file per format (C(json), C(junit), C(html)), and C(html_hosts), the directory of the host pages, when the
+      HTML report has a page per host.
   returned: always
   type: dict
 title:

@@ -106,8 +106,8 @@ def names(items, empty, limit=20):
 def host_rows(host):
     """Rows the one-page report has for ``host``: findings, compliant domains, a note."""
     s = host["summary"]
-    return s["findings"] + s["domains"] - s["domains_with_findings"] + (1 if host["status"] != "ok" or not s["domains"]
-                                                                           else 0)
+    note = 1 if host["status"] != "ok" or not s["domains"] else 0
+    return s["findings"] + s["domains"] - s["domains_with_findings"] + note
 
 
 def row_count(report):
@@ -297,4 +297,3 @@ def default_renderer():
 def html_text(report):
     """The one-page report (every host inline), from the collection's templates."""
     return default_renderer().render_report(report, inline=True)
-

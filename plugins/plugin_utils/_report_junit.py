@@ -112,9 +112,9 @@ def suite(host, generated_at):
         else:
             out.append("%s>\n      <system-out>%s</system-out>\n    </testcase>\n" % (head, _text(text)))
     out.append("  </testsuite>\n")
-    out[0] = ('  <testsuite name="%s" hostname="%s" timestamp="%s" time="0" tests="%d" failures="%d" errors="%d" '
-              'skipped="%d">\n' % (name, name, _attr(generated_at), tally["tests"], tally["failures"],
-                                    tally["errors"], tally["skipped"]))
+    out[0] = '  <testsuite name="%s" hostname="%s" timestamp="%s" time="0" tests="%d" failures="%d" errors="%d" ' \
+        'skipped="%d">\n' % (name, name, _attr(generated_at), tally["tests"], tally["failures"], tally["errors"],
+                             tally["skipped"])
     return "".join(out), tally
 
 
