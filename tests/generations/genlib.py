@@ -16,7 +16,6 @@ that release's libvirtd, QEMU, Python, python3-libvirt and python3-lxml, behind 
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -127,5 +126,3 @@ class Generations:
         for host in self.hosts:
             run(["ssh", *SSH_OPTS, "-o", "ControlPath=%s/%%C" % self.control_dir, "-O", "exit",
                  "-p", str(self.port(host)), "root@127.0.0.1"], 30)
-
-

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -155,9 +154,11 @@ for label, xml in newer.items():
     result[label] = {"define": plain, "define_validate": valid}
 out["newer_features"] = result
 
-# hot-unplug without a guest OS: a SCSI disk and a virtio-blk disk of a q35 domain ('q35' as this QEMU expands it)
-def unplug(bus_xml, alias):
-    xml = domain("probe-u", "<controller type='scsi' model='virtio-scsi'/>" + disk("probe-u", alias="<alias name='ua-u-sda'/>", target="sda", bus="scsi")
+
+def unplug(alias):
+    """Hot-unplug without a guest OS, from a q35 domain ('q35' as this QEMU expands it)."""
+    xml = domain("probe-u", "<controller type='scsi' model='virtio-scsi'/>"
+                 + disk("probe-u", alias="<alias name='ua-u-sda'/>", target="sda", bus="scsi")
                  + disk("probe-u", alias="<alias name='ua-u-vdb'/>", target="vdb"))
     dom = conn.defineXML(xml)
     try:
@@ -175,8 +176,10 @@ def unplug(bus_xml, alias):
         if dom.isActive():
             dom.destroy()
         dom.undefine()
-out["unplug_scsi_no_guest"] = unplug(None, "ua-u-sda")
-out["unplug_virtio_blk_no_guest_q35"] = unplug(None, "ua-u-vdb")
+
+
+out["unplug_scsi_no_guest"] = unplug("ua-u-sda")
+out["unplug_virtio_blk_no_guest_q35"] = unplug("ua-u-vdb")
 
 # domain capabilities: every enum, to compare generations
 enums = {}
@@ -185,6 +188,7 @@ for node in dc.iter("enum"):
     enums["%s/%s" % (parent.tag, node.get("name"))] = sorted(v.text for v in node.findall("value"))
 out["domcaps_enums"] = enums
 out["domcaps_features"] = sorted(f.tag + ("=" + f.get("supported") if f.get("supported") else "") for f in dc.find("features"))
+
 
 # the libvirt API the collection uses
 names = ("VIR_DOMAIN_DEFINE_VALIDATE", "VIR_DOMAIN_XML_SECURE", "VIR_DOMAIN_XML_INACTIVE", "VIR_ERR_NO_DOMAIN",
