@@ -74,20 +74,19 @@ def test_survey_questions_match_the_checks_options():
     assert compared >= 5
 
 
+# One play per mode, one (local) host per scenario, so the scenarios run side by side (forks).
 PLAY = """
-- name: "{name}: the {role} role with these variables"
-  hosts: localhost
+- name: "The scenarios in {mode}"
+  hosts: {group}
   gather_facts: false
   check_mode: {check}
-  vars: {host_vars}
   tasks:
-    - name: Run the role
+    - name: Run the scenario's role
       ansible.builtin.include_role:
-        name: virtfleet.libvirt.{role}
-      vars: {role_vars}
+        name: "virtfleet.libvirt.{{{{ scenario_role }}}}"
     - name: Keep what the one virt_policy call was given and found
       ansible.builtin.copy:
-        dest: "{out}"
+        dest: "{out}/{{{{ inventory_hostname }}}}.json"
         content: >-
           {{{{ {{'status': virtfleet_audit_status, 'rules': virtfleet_audit_result.rules,
                 'domains': virtfleet_audit_result.domains | map(attribute='name') | list,
@@ -126,15 +125,21 @@ def _scenarios(tmp):
 def results(tmp_path_factory):
     pytest.importorskip("libvirt")
     tmp = tmp_path_factory.mktemp("role-options")
-    plays = []
+    groups = {"check_mode": {}, "real_run": {}}
     for name, (role, role_vars, host_vars, check) in _scenarios(tmp).items():
-        host = dict({"virtfleet_uri": "test:///default", "ansible_python_interpreter": sys.executable}, **host_vars)
-        plays.append(PLAY.format(name=name, role=role, check=str(check).lower(), host_vars=json.dumps(host),
-                                 role_vars=json.dumps(role_vars), out=tmp / (name + ".json")))
-    (tmp / "play.yml").write_text("".join(plays), encoding="utf-8")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1",
+        # The role's variables are host variables here (one play for all scenarios); they keep the
+        # order under test: checks_* over <role>_* over virtfleet_*, all of one precedence level.
+        groups["check_mode" if check else "real_run"][name] = dict(host_vars, scenario_role=role, **role_vars)
+    inventory = {"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                                  "virtfleet_uri": "test:///default"},
+                         "children": {g: {"hosts": hosts} for g, hosts in groups.items()}}}
+    (tmp / "inventory.json").write_text(json.dumps(inventory), encoding="utf-8")
+    (tmp / "play.yml").write_text("".join(
+        PLAY.format(mode=g.replace("_", " "), group=g, check=str(g == "check_mode").lower(), out=tmp)
+        for g in groups), encoding="utf-8")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1", ANSIBLE_FORKS="12",
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_RETRY_FILES_ENABLED="0")
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-c", "local", "-i", "localhost,",
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp / "inventory.json"),
                            str(tmp / "play.yml")], capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = {"tmp": tmp}
