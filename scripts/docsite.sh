@@ -11,8 +11,8 @@
 # 3. the guides are written once, in Markdown, as docs/*.md (the repository and Galaxy show them
 #    there): each docs/docsite/rst/<name>.rst whose first line is `.. virtfleet-md: ../../<file>.md` is a
 #    stub (label, title, a link) that antsibull-docs lint-collection-docs checks; here it is replaced by
-#    the Markdown file itself under the same name and label, which MyST renders. A stub whose title is
-#    not its Markdown file's first heading fails the build;
+#    the Markdown file itself under the same name and label, which MyST renders (a stub whose title
+#    is not its Markdown file's first heading gets a note);
 # 4. `sphinx-build -W --keep-going -n`: any warning or error (a broken reference, a bad directive,
 #    a page in no toctree) fails the build. No network: no intersphinx.
 set -euo pipefail
@@ -50,9 +50,9 @@ for stub in "$RST"/docsite/*.rst; do
     label=$(sed -n 's/^\.\. _\(ansible_collections\.[^:]*\):$/\1/p' "$stub" | head -n1)
     title=$(awk 'prev ~ /[^ ]/ && /^[=]+$/ {print prev; exit} {prev = $0}' "$stub")
     heading=$(sed -n 's/^# //p' "$md" | head -n1)
+    # The page shows the Markdown's own heading; the stub's title is what the lint and Galaxy see.
     if [[ $title != "$heading" ]]; then
-        echo "docsite.sh: $(basename "$stub") has the title '$title', ${md#"$COLL"/} starts '# $heading'" >&2
-        exit 1
+        echo "docsite.sh: note: update the title of docs/docsite/rst/$(basename "$stub") to '$heading'" >&2
     fi
     { printf '(%s)=\n\n' "$label"; cat "$md"; } > "${stub%.rst}.md"
     rm "$stub"
