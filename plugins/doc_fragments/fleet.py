@@ -67,4 +67,16 @@ options:
       - Check mode never takes the lock.
     type: float
     default: 300
+  parallel:
+    description:
+      - How many domains a real run changes at once, each through its whole sequence on its own (backup,
+        re-read, one define, re-read, verification). libvirt writes and syncs every definition it is given,
+        so several defines in flight overlap that wait; the guard re-read still comes right before each
+        domain's own define.
+      - V(1) changes the domains one by one. Check mode only reads and plans. Findings and domains are
+        returned in name order either way. When the connection to libvirt is lost, up to this many domains
+        may be in flight (V(unknown)); none starts after it.
+      - 1 to 32.
+    type: int
+    default: 4
 """

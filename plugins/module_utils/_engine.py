@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The engine: every rule, every selected domain of one host, one safe sequence (private).
 
-One call per host. For each selected domain, in name order:
+One call per host. For each selected domain (read and planned in name order; changed ``workers``
+at a time, each through the whole sequence on its own; results in name order):
 
     read (inactive SECURE + live)  ->  plan every rule (pure)       [check mode stops here]
     -> back up (fsynced)  ->  RE-READ and compare with what was planned from
@@ -13,9 +14,9 @@ One call per host. For each selected domain, in name order:
        one device (an alias it drops) is that device's ``skipped`` finding; anything else lost
        -> restore, but only while the definition is still the one we wrote, then verify the restore.
 
-A lost connection stops the host: the domain in flight is ``unknown`` (define sent, outcome
-unknown) or ``fixed`` but unverified, every later domain ``not_attempted``, and everything
-already known is returned. Real runs hold the host lock (:mod:`_hostlock`), so two virtfleet
+A lost connection stops the host: a domain in flight is ``unknown`` (define sent, outcome
+unknown) or ``fixed`` but unverified, no domain starts after it (``not_attempted``), and
+everything already known is returned. Real runs hold the host lock (:mod:`_hostlock`), so two virtfleet
 runs against one daemon wait for each other; against other tools the re-read guard protects.
 
 The window that remains is between the re-read and the define (libvirt has no compare-and-swap):
@@ -28,6 +29,8 @@ decisions are all here, so unit tests run this sequence as written with a fake a
 from __future__ import annotations
 
 import dataclasses
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _backup, _domxml, _plan, _redact, _verify, _vocab
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
@@ -64,7 +67,7 @@ class Engine:
     """One host's run: ``Engine(adapter, rules, ...).run(domains, exclude) -> result dict``."""
 
     def __init__(self, adapter, rules, check_mode=False, diff_mode=False, backup_dir=_backup.DEFAULT_BACKUP_DIR,
-                 details=False, lock=None, redact=None):
+                 details=False, lock=None, redact=None, workers=1):
         self.adapter = adapter
         self.rules = rules
         self.check_mode = check_mode
@@ -74,6 +77,10 @@ class Engine:
         self.lock = lock                      # a context manager factory (the host lock), real runs only
         self.redact = redact or _redact.redact_xml
         self._backup_ready = False
+        self._backup_lock = threading.Lock()
+        # Domains changed at once (each through the whole sequence below): libvirt writes and
+        # fsyncs a definition per define, so several in flight overlap that wait.
+        self.workers = max(1, int(workers))
 
     # --- the run -------------------------------------------------------------------------
 
@@ -103,18 +110,44 @@ class Engine:
                     continue
                 if planned is not None:
                     work.append((out, planned))
-            # 2. Change them one by one, each re-read just before its define.
-            for out, planned in work:
-                if lost is not None:
-                    self._not_attempted(out)
-                    continue
-                try:
-                    self._change(out, *planned)
-                except ConnectionLost as exc:
-                    lost = exc
-                    if out.status in (_vocab.COMPLIANT, _vocab.DRIFT):
-                        self._not_attempted(out, exc)
+            # 2. Change them, each re-read just before its own define.
+            lost = self._change_all(work, lost)
         return self._result(outcomes, lost, getattr(guard, "waited", 0.0))
+
+    def _change_all(self, work, lost):
+        """Run the safety sequence of every planned domain; ``workers`` domains at a time.
+
+        A lost connection stops the host: no domain starts after it, the ones in flight report
+        what they know. Returns the first ConnectionLost, or ``lost`` as given.
+        """
+        stopped = threading.Event()
+        first = []
+        if lost is not None:
+            stopped.set()
+            first.append(lost)
+
+        def one(item):
+            out, planned = item
+            if stopped.is_set():
+                return self._not_attempted(out)
+            try:
+                self._change(out, *planned)
+            except ConnectionLost as exc:
+                with self._backup_lock:
+                    first.append(exc)
+                stopped.set()
+                if out.status in (_vocab.COMPLIANT, _vocab.DRIFT):
+                    self._not_attempted(out, exc)
+            return None
+
+        if self.workers == 1 or len(work) < 2:
+            for item in work:
+                one(item)
+        else:
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="virtfleet-define") as pool:
+                for _done in pool.map(one, work):
+                    pass
+        return first[0] if first else None
 
     def _not_attempted(self, out, exc=None):
         out.findings = [dict(f, status=_vocab.NOT_ATTEMPTED) if f["status"] == _vocab.DRIFT else f for f in out.findings]
@@ -312,9 +345,10 @@ class Engine:
         return out
 
     def _prepare_backups(self):
-        if not self._backup_ready:
-            _backup.prepare_backup_dir(self.backup_dir)
-            self._backup_ready = True
+        with self._backup_lock:
+            if not self._backup_ready:
+                _backup.prepare_backup_dir(self.backup_dir)
+                self._backup_ready = True
 
     def _diff(self, out, before, after):
         if self.diff_mode:

@@ -11,9 +11,12 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DEFAULT_URI, HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, Adapter
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._engine import failure_message
+from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._hostlock import HostLock
 
 DEFAULT_LOCK_TIMEOUT = 300
+DEFAULT_PARALLEL = 4
+MAX_PARALLEL = 32
 
 
 def fleet_argument_spec(backup=True, **extra):
@@ -26,6 +29,7 @@ def fleet_argument_spec(backup=True, **extra):
     if backup:
         spec["backup_dir"] = dict(type="path", default=DEFAULT_BACKUP_DIR)
         spec["lock_timeout"] = dict(type="float", default=DEFAULT_LOCK_TIMEOUT)
+        spec["parallel"] = dict(type="int", default=DEFAULT_PARALLEL)
     spec.update(extra)
     return spec
 
@@ -78,13 +82,17 @@ def run_rules(module, requested, details):
     """The policy modules' whole run: validate, connect, query the host once, one engine call."""
     params = module.params
     _rules.build(requested)  # every option checked before connecting
+    if not 1 <= params["parallel"] <= MAX_PARALLEL:
+        raise InvalidRequest("parallel=%s: give 1 to %d (domains changed at once; 1 = one by one)."
+                             % (params["parallel"], MAX_PARALLEL))
     adapter = Adapter(params["uri"])
     try:
         lib, hv_type, hv = adapter.versions()  # up front: a later failure must not lose the results
         rules = _rules.build(requested, host={"libvirt": lib, "hypervisor": hv_type, "hypervisor_version": hv})
         engine = _engine.Engine(
             adapter, rules, check_mode=module.check_mode, diff_mode=module._diff, backup_dir=params["backup_dir"],
-            details=details, lock=lambda: HostLock(params["uri"], timeout=params["lock_timeout"]))
+            details=details, lock=lambda: HostLock(params["uri"], timeout=params["lock_timeout"]),
+            workers=params["parallel"])
         result = engine.run(params["domains"], params["exclude"])
         result["host"] = {"uri": _redact.redact_uri(params["uri"]), "libvirt_version": ".".join(map(str, lib)),
                           "hypervisor": hv_type, "hypervisor_version": ".".join(map(str, hv))}

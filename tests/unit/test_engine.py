@@ -9,6 +9,7 @@ connection. Nothing of the engine's sequence is copied into the fake.
 from __future__ import annotations
 
 import os
+import threading
 import re
 
 import pytest
@@ -394,3 +395,52 @@ def test_a_dropped_alias_does_not_undo_another_rules_fix_of_the_same_device(tmp_
     by_check = {f["check"]: f["status"] for f in result["findings"]}
     assert by_check == {"disk_io": "fixed", "aliases": "skipped"}
     assert "io='threads'" in fake.defs[uuid_of("a")].replace('"', "'")
+
+
+# --- several domains in flight (workers) -----------------------------------------------------------------
+
+def test_parallel_changes_give_the_sequential_result_with_one_define_each(tmp_path):
+    names = ["d" + chr(ord("a") + i) for i in range(12)]   # distinct UUIDs (uuid_of sums the letters)
+    one, many = FakeLibvirt(*[dom_xml(n) for n in names]), FakeLibvirt(*[dom_xml(n) for n in names])
+    seq = run(one, tmp_path / "one", workers=1)
+    par = run(many, tmp_path / "many", workers=4)
+    assert sorted(_name_in(x) for x in many.defines) == names          # exactly one define per domain
+    assert [d["name"] for d in par["domains"]] == names                 # results in name order
+    assert [d["name"] for d in seq["domains"]] == names
+
+    def plain(result):   # everything but the backup paths (other directory)
+        return ([{k: v for k, v in d.items() if k != "backup"} for d in result["domains"]], result["findings"],
+                result["summary"])
+    assert plain(par) == plain(seq)
+    assert len(backups(tmp_path / "many")) == 12
+    assert {_name_in(x): x for x in one.defines} == {_name_in(x): x for x in many.defines}
+
+
+def test_parallel_connection_loss_starts_nothing_after_it(tmp_path):
+    names = ["d" + chr(ord("a") + i) for i in range(20)]
+    fake = FakeLibvirt(*[dom_xml(n) for n in names])
+    started = threading.Event()
+
+    def crash_on_dd(f, xml):
+        if _name_in(xml) == "dd":
+            f.alive = False
+            started.set()
+            raise ConnectionLost("End of file while reading data (fake)")
+    fake.on_define.append(crash_on_dd)
+    result = run(fake, tmp_path, workers=4)
+    assert started.is_set() and result["connection_lost"] is True
+    got = statuses(result)
+    assert got["dd"] == "unknown"
+    # up to 4 were in flight; every domain that had not started when the loss was seen is not_attempted
+    assert set(got.values()) <= {"fixed", "unknown", "not_attempted"}
+    assert list(got.values()).count("unknown") <= 4
+    assert sum(1 for v in got.values() if v == "not_attempted") >= len(names) - 4 - 4
+    defined = {_name_in(x) for x in fake.defines}
+    assert all(n in defined for n, v in got.items() if v in ("fixed", "unknown"))
+    assert not any(n in defined for n, v in got.items() if v == "not_attempted")
+    # every backup belongs to a domain that was reached, and is named in its entry
+    named = sorted(os.path.basename(d["backup"]) for d in result["domains"] if d["backup"])
+    assert backups(tmp_path) == named
+    fake.alive, fake.on_define = True, []
+    assert set(statuses(run(fake, tmp_path, workers=4)).values()) <= {"fixed", "compliant"}
+    assert set(statuses(run(fake, tmp_path, workers=4)).values()) == {"compliant"}

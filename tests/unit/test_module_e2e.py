@@ -172,6 +172,21 @@ def test_unknown_domain_fails_naming_it(run_module, node_uri):
     assert result["missing"] == ["nosuch-vm"]
 
 
+@pytest.mark.parametrize("parallel", [0, 33, -1])
+def test_parallel_out_of_range_fails_before_connecting(run_module, parallel):
+    result = run_module(uri="qemu:///nonexistent-never-connected", parallel=parallel, backup_dir="/nonexistent/bk")
+    assert result["failed"] is True and result["changed"] is False
+    assert result["msg"] == ("parallel=%d: give 1 to 32 (domains changed at once; 1 = one by one)." % parallel)
+
+
+def test_parallel_real_run_gives_the_sequential_result(run_module, node_uri, tmp_path):
+    one = run_module(uri=node_uri, parallel=1, backup_dir=str(tmp_path / "a"))
+    many = run_module(uri=node_uri, parallel=8, backup_dir=str(tmp_path / "b"))
+    assert not one.get("failed") and not many.get("failed"), (one.get("msg"), many.get("msg"))
+    assert [(d["name"], d["status"]) for d in many["domains"]] == [(d["name"], d["status"]) for d in one["domains"]]
+    assert many["findings"] == one["findings"]
+
+
 def test_io_uring_refused_on_test_driver_naming_versions(run_module, node_uri):
     result = run_module(check_mode=True, uri=node_uri, io="io_uring")
     assert result["failed"] is True and result["changed"] is False
