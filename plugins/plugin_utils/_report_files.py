@@ -20,7 +20,9 @@ import os
 import shutil
 import tempfile
 
-from ansible_collections.virtfleet.libvirt.plugins.plugin_utils import _report_html, _report_junit, _report_merge
+from ansible_collections.virtfleet.libvirt.plugins.plugin_utils import (
+    _report_html, _report_junit, _report_merge, _report_text,
+)
 
 SUFFIXES = {"json": ".json", "junit": ".xml", "html": ".html"}
 
@@ -116,6 +118,8 @@ def write_reports(hosts, hostvars, directory, name, formats, title=None, generat
                 if i:
                     json_out.write(",")
                 json_out.write(dumps(entry))
+            if junit_out is not None and pages is not None:
+                _report_text.remember_changes(entry)   # after the JSON: "_change" is not in the schema
             if junit_out is not None:
                 text, tally = _report_junit.suite(entry, fleet.generated_at)
                 junit_out.write(text)

@@ -31,7 +31,7 @@ from urllib.parse import quote
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
 from ansible_collections.virtfleet.libvirt.plugins.plugin_utils._report_text import (
-    GATING, STATUSES, change_text, device_label, plural,
+    GATING, STATUSES, change_of, device_label, plural,
 )
 
 DEFAULT_TEMPLATE_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
@@ -69,7 +69,7 @@ def finding_view(host_name, domain, finding):
     nothing here is repeated in a search attribute.
     """
     device = finding["device"]
-    now, want = change_text(finding["current"], finding["desired"])
+    now, want = change_of(finding)
     get = device.get
     return device_label(device), now, want, get("alias"), get("source"), get("serial")
 

@@ -69,9 +69,25 @@ def change_text(current, desired):
     return now, want
 
 
+def change_of(finding):
+    """change_text of a finding, remembered on it as ``_change`` by the writer (JUnit and HTML both need it)."""
+    change = finding.get("_change")
+    return change if change is not None else change_text(finding["current"], finding["desired"])
+
+
+def remember_changes(host):
+    """Put each finding's change_text on it (``_change``), once, for the JUnit text and the HTML row.
+
+    Only for a host entry the writer has already written as JSON: the key is not part of the schema.
+    """
+    for d in host["domains"]:
+        for f in d["findings"]:
+            f["_change"] = change_text(f["current"], f["desired"])
+
+
 def finding_line(host, domain, finding):
     """One line of text for a finding (JUnit failure texts)."""
-    now, want = change_text(finding["current"], finding["desired"])
+    now, want = change_of(finding)
     change = "%s -> %s" % (now, want) if want else now
     return "[%s] %s %s %s: %s%s (%s) %s" % (
         finding["status"], host, domain, device_label(finding["device"]), finding["check"] + ":" + finding["rule"],
