@@ -241,7 +241,7 @@ def floor(uri, prefix, reads=2):
 
 
 def run_engine(uri, names=None, exclude=None, check_mode=True, backup_dir="/nonexistent-not-used", adapter=None,
-               policy=None, lock=None):
+               policy=None, lock=None, workers=4):
     """What virt_policy's run_rules does, without Ansible: connect, versions, rules, Engine.run, close."""
     from ansible_collections.virtfleet.libvirt.plugins.module_utils import _engine, _rules
     from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import Adapter
@@ -252,7 +252,8 @@ def run_engine(uri, names=None, exclude=None, check_mode=True, backup_dir="/none
     try:
         lib, hv_type, hv = adapter.versions()
         rules = _rules.build(policy, host={"libvirt": lib, "hypervisor": hv_type, "hypervisor_version": hv})
-        return _engine.Engine(adapter, rules, check_mode=check_mode, backup_dir=backup_dir, lock=lock).run(
+        return _engine.Engine(adapter, rules, check_mode=check_mode, backup_dir=backup_dir, lock=lock,
+                              workers=workers).run(
             names or [], exclude or [])
     finally:
         adapter.close()

@@ -18,7 +18,7 @@ lock as the module takes it), ``--rounds`` times, the fleet reset (undefine + de
 originals) between rounds. Prints the median, p90, p99 and max of both windows in µs, over every
 define of every round, and the define's own round trip for comparison.
 
-    .venv/bin/python benchmarks/engine_window.py [--domains 1000] [--rounds 3] [--profile]
+    .venv/bin/python benchmarks/engine_window.py [--domains 1000] [--rounds 3] [--parallel 4] [--profile]
 
 ``--profile``: one more round (not counted) under cProfile: where a remediation's time goes in
 the engine (backup with its fsyncs, re-reads, define, verification), top 25 by own time.
@@ -36,6 +36,7 @@ import pstats
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -66,30 +67,35 @@ class _TimedDomain:
         return getattr(self._dom, name)
 
 
+PARALLEL = [4]   # --parallel
+
+
 class WindowAdapter(Adapter):
     """The real Adapter; records (guard XMLDesc sent, returned, define sent, define returned) per define."""
 
     def __init__(self, uri):
         super().__init__(uri)
         self.samples = []
-        self._last_read = None    # [sent, returned] of the guard's inactive XMLDesc
+        # Per thread (the engine changes `parallel` domains at once): whether this thread is in the
+        # guard, and [sent, returned] of its guard's inactive XMLDesc.
+        self._mine = threading.local()
 
     def definition(self, uuid):
-        self._in_guard = True
+        self._mine.in_guard = True
         try:
             return super().definition(uuid)
         finally:
-            self._in_guard = False
+            self._mine.in_guard = False
 
     def _handle(self, uuid):
         dom = super()._handle(uuid)
-        if getattr(self, "_in_guard", False):   # the guard's one XMLDesc, timed
-            self._last_read = []
-            return _TimedDomain(dom, self._last_read)
+        if getattr(self._mine, "in_guard", False):   # the guard's one XMLDesc, timed
+            self._mine.last_read = []
+            return _TimedDomain(dom, self._mine.last_read)
         return dom
 
     def define(self, xml_text, validate=True):
-        read, self._last_read = self._last_read, None
+        read, self._mine.last_read = getattr(self._mine, "last_read", None), None
         sent = now()
         try:
             return super().define(xml_text, validate)
@@ -103,7 +109,7 @@ def one_round(uri, fleet, backup_dir):
     shutil.rmtree(backup_dir, ignore_errors=True)
     adapter = WindowAdapter(uri)
     sec, result = F.timed(F.run_engine, uri, exclude=fleet.exclude, check_mode=False, adapter=adapter,
-                          backup_dir=backup_dir, lock=lambda: HostLock(uri, timeout=300))
+                          backup_dir=backup_dir, lock=lambda: HostLock(uri, timeout=300), workers=PARALLEL[0])
     fixed = result["summary"]["by_domain_status"]["fixed"]
     n = len(fleet.names)
     if result["connection_lost"]:
@@ -125,7 +131,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--uri", default=None)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--parallel", type=int, default=4, help="domains in flight (the modules' default: 4)")
     args = parser.parse_args()
+    PARALLEL[0] = args.parallel
     uri = args.uri or F.lab_env()["LIBVIRT_URI"]
     workdir = tempfile.mkdtemp(prefix="vfbench-window-")
     samples, seconds = [], []
@@ -145,7 +153,7 @@ def main():
                 prof.enable()
                 sec, _res = F.timed(F.run_engine, uri, exclude=fleet.exclude, check_mode=False,
                                     backup_dir=os.path.join(workdir, "backups-profile"),
-                                    lock=lambda: HostLock(uri, timeout=300))
+                                    lock=lambda: HostLock(uri, timeout=300), workers=PARALLEL[0])
                 prof.disable()
                 for key in ("tottime", "cumulative"):
                     out = io.StringIO()
