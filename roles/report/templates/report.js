@@ -37,10 +37,13 @@
       var d = el.dataset;
       var ok = (!host || d.host === host) && has(d.status, status) && has(d.rule, rule) &&
         (!words.length || words.every(function (w) { return text(el).indexOf(w) !== -1; }));
-      el.hidden = !ok;
+      if (el.hidden === ok) { el.hidden = !ok; }   // touch only the rows that change
       if (ok) { shown += 1; }
     });
-    boxes.forEach(function (box) { box.hidden = !box.querySelector('.item:not([hidden])'); });
+    boxes.forEach(function (box) {
+      var hide = !box.querySelector('.item:not([hidden])');
+      if (box.hidden !== hide) { box.hidden = hide; }
+    });
     if (count) { count.textContent = 'showing ' + shown + ' of ' + items.length + ' rows'; }
     if (none) { none.hidden = shown !== 0; }
   }
