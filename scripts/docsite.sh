@@ -65,6 +65,7 @@ cp "$COLL/docs/report-screenshot.png" "$RST/docsite/" 2>/dev/null || true
 # Labels of Ansible's own documentation that the generated pages refer to (docs.ansible.com has them;
 # without intersphinx, which needs the network, each gets a page that links there).
 ansible_ref() {  # ansible_ref LABEL TITLE URL
+    # shellcheck disable=SC2016 # the backquotes are RST markup, not a command substitution
     printf ':orphan:\n\n.. _%s:\n\n%s\n%s\n\nSee `%s <%s>`__ in the Ansible documentation.\n' \
         "$1" "$2" "$(printf '%s' "$2" | tr -c '\n' '=')" "$2" "$3" > "$RST/_ansible_ref_$1.rst"
 }

@@ -109,5 +109,5 @@ def test_the_job_runs_the_checkouts_collection(awx):
 
 
 def test_without_the_project_requirements_the_ee_copy_would_run(awx):
-    result, stdout, _ = _job(awx, "ee-only", False)
+    result, stdout, unused_reports = _job(awx, "ee-only", False)
     assert result.status == "failed" and "STALE-EE-COPY-RAN" in stdout
