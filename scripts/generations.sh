@@ -221,18 +221,28 @@ provision() {  # $1 generation, $2 tree path (being built): packages into a fres
   glog "$g" "packages installed in $(since "$t0") ($(chroot "$t" dpkg-query -W -f='.\n' | wc -l) packages)"
 }
 
+cache_tree() {  # $1 generation, $2 provisioned tree (nothing mounted, no host configuration yet)
+  local tb t1; tb=$(tarball "$1"); t1=$(now)
+  tar -C "$2" --zstd --numeric-owner -cpf "$tb.tmp" . && mv "$tb.tmp" "$tb"
+  glog "$1" "cached the tree as $tb ($(du -sh "$tb" | cut -f1), $(since "$t1"))"
+}
+
+tree_current() { [[ -f $(tree "$1")/$STAMP_FILE ]] && want_stamp "$1" | cmp -s - "$(tree "$1")/$STAMP_FILE"; }
+
 build_tree() {  # makes $(tree g) hold the wanted packages; cheap when it already does
   local g=$1 t tb t0 part
   t=$(tree "$g"); tb=$(tarball "$g"); part=$t.partial
-  if [[ -f $t/$STAMP_FILE ]] && want_stamp "$g" | cmp -s - "$t/$STAMP_FILE"; then return 0; fi
+  tree_current "$g" && return 0
   t0=$(now)
   if [[ -d $t ]]; then
     # An older tree (the package list changed): add what is missing in place. Nothing may run in it.
-    glog "$g" "tree $t predates the current package list: updating it"
-    [[ -z $(procs_in "$t") ]] || gdie "$g" "processes run in $t: run scripts/generations.sh down $g first"
+    glog "$g" "tree $t predates the current package list: updating it in place"
+    [[ -z $(procs_in "$t") ]] || gdie "$g" "processes still run in $t"
     umount_tree "$t"
     provision "$g" "$t"
     want_stamp "$g" > "$t/$STAMP_FILE"
+    # Not cached: this tree holds host state now (keys, domains, logs). `purge` + `up` builds a
+    # clean one from the cached .debs.
   else
     umount_tree "$part"
     rm -rf --one-file-system "$part"
@@ -249,9 +259,7 @@ build_tree() {  # makes $(tree g) hold the wanted packages; cheap when it alread
       glog "$g" "debootstrap done in $(since "$t0"); installing ${PKGS[*]}"
       provision "$g" "$part"
       want_stamp "$g" > "$part/$STAMP_FILE"
-      local t1; t1=$(now)
-      tar -C "$part" --zstd --numeric-owner -cpf "$tb.tmp" . && mv "$tb.tmp" "$tb"
-      glog "$g" "cached the tree as $tb ($(du -sh "$tb" | cut -f1), $(since "$t1"))"
+      cache_tree "$g" "$part"
     fi
     mv "$part" "$t"
   fi
@@ -383,6 +391,7 @@ destroy_all() {  # running domains of a host, in parallel (a QEMU process takes 
 host_up() {
   local g=$1 t0 restart t
   t0=$(now); t=$(tree "$g")
+  if [[ -d $t ]] && ! tree_current "$g"; then host_down "$g"; fi   # packages are added with nothing running
   build_tree "$g"
   restart=$(configure "$g")
   mount_tree "$g"
