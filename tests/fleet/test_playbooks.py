@@ -45,7 +45,8 @@ IO_RULE = "io-native-needs-direct-cache"
 # Finding statuses (report schema 1.1) and those that fail the report's gate, worst first.
 STATUSES = ("failed", "unknown", "conflict", "not_attempted", "drift", "vanished", "pending", "skipped", "fixed")
 GATING = ("failed", "unknown", "conflict", "not_attempted", "drift")
-# The checks role (roles/checks/tasks/main.yml): its argument validation, then ONE virt_policy call per host.
+
+
 def _validation_task(role):
     """The name Ansible gives a role's argument validation task: its argument spec's short_description."""
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -55,6 +56,7 @@ def _validation_task(role):
     return "Validating arguments against arg spec 'main' - %s" % spec["argument_specs"]["main"]["short_description"]
 
 
+# The checks role (roles/checks/tasks/main.yml): its argument validation, then ONE virt_policy call per host.
 CHECKS_VALIDATION = _validation_task("checks")
 POLICY_TASK = "Run every enabled check on every selected domain (one call, one define per changed domain)"
 ALIAS_RULE = "alias-missing"
