@@ -20,7 +20,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from test_awx_templates import POST_FIELDS, _validate_survey
+from ansible_collections.virtfleet.libvirt.tests.unit.test_awx_templates import POST_FIELDS, _validate_survey
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".build" / "collections"
