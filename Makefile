@@ -26,7 +26,7 @@ help:
 	@echo 'make demo         the audit + report roles on the bundled sample fleet (test:/// driver, no daemon): reports/compliance.{json,xml,html}'
 	@echo 'make lab          install + start libvirtd/virtlogd without systemd (scripts/lab.sh; root)'
 	@echo 'make guest        build the busybox guest of the detach tests in $(GUEST_DIR) (scripts/build-guest.sh)'
-	@echo 'make units        pytest tests/unit'
+	@echo 'make units        ansible-test units on a fresh copy (scripts/units.sh)'
 	@echo 'make sanity       ansible-test sanity --local on a fresh copy (scripts/sanity.sh)'
 	@echo 'make integration  lab, then pytest tests/integration with $(LAB_ENV) exported'
 	@echo 'make faults       engine and detach under faults: kills/restarts a dedicated session libvirtd (scripts/faultd.sh; root)'
@@ -74,8 +74,10 @@ lab:
 guest:
 	@scripts/build-guest.sh $(GUEST_DIR)
 
+# As ansible-test runs them (a fresh copy of the collection, its pytest config, 2 workers); for a quick
+# run of one file while developing: scripts/run-pytest.sh tests/unit/test_engine.py
 units: venv collection
-	@scripts/run-pytest.sh tests/unit
+	@scripts/units.sh
 
 # shellcheck: without it ansible-test skips the shell scripts with a warning.
 sanity: venv

@@ -18,7 +18,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.virtfleet.libvirt.plugins.filter import fleet_report as fr
-from test_report_fixtures import HOSTS, UNREACHABLE, all_findings, fleet_hostvars
+from ansible_collections.virtfleet.libvirt.tests.unit.test_report_fixtures import HOSTS, UNREACHABLE, all_findings, fleet_hostvars
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMA_PATH = os.path.join(ROOT, "roles", "report", "files", "report.schema.json")

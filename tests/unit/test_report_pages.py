@@ -21,8 +21,8 @@ import pytest
 from ansible_collections.virtfleet.libvirt.plugins.plugin_utils import (
     _report_files, _report_html, _report_junit, _report_merge,
 )
-from test_report_filter import NOW, parse_page
-from test_report_fixtures import HOSTS, fleet_hostvars
+from ansible_collections.virtfleet.libvirt.tests.unit.test_report_filter import NOW, parse_page
+from ansible_collections.virtfleet.libvirt.tests.unit.test_report_fixtures import HOSTS, fleet_hostvars
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATES = os.path.join(ROOT, "roles", "report", "templates")

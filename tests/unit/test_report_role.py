@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-from test_report_fixtures import HOSTS, fleet_hostvars
+from ansible_collections.virtfleet.libvirt.tests.unit.test_report_fixtures import HOSTS, fleet_hostvars
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")  # made by tests/conftest.py
