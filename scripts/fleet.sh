@@ -110,13 +110,9 @@ ensure_key() {
   chmod 600 "$KEY"
 }
 
-write_if_changed() {  # $1 path, $2 mode, $3 owner; content on stdin; returns 0 when it changed
-  local tmp; tmp=$(mktemp "$1.XXXXXX")
-  cat > "$tmp"
-  if [[ -f $1 ]] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 1; fi
-  chmod "$2" "$tmp"; chown "$3" "$tmp"; mv "$tmp" "$1"
-  return 0
-}
+# write_if_changed and sshd_config_common (shared with the other test fleet's script)
+# shellcheck source=scripts/_hostlib.sh
+. "$ROOT/scripts/_hostlib.sh"
 
 # Prints "restart" when the session libvirtd must be restarted to read a changed qemu.conf.
 ensure_host() {
@@ -148,17 +144,7 @@ PidFile $d/sshd.pid
 AuthorizedKeysFile $d/authorized_keys
 AllowUsers $u
 PermitRootLogin no
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-UseDNS no
-X11Forwarding no
-PrintMotd no
-PrintLastLog no
-MaxStartups 50:30:100
-MaxSessions 50
-Subsystem sftp internal-sftp
+$(sshd_config_common)
 EOF
 }
 

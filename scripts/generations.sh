@@ -87,13 +87,9 @@ want_stamp() {  # what a provisioned tree of $1 must say it holds
 stamp_hash() { want_stamp "$1" | sha256sum | cut -c1-12; }
 tarball() { echo "$CACHE/$1-$(stamp_hash "$1").tar.zst"; }
 
-write_if_changed() {  # $1 path, $2 mode; content on stdin; returns 0 when it changed
-  local tmp; tmp=$(mktemp "$1.XXXXXX")
-  cat > "$tmp"
-  if [[ -f $1 ]] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 1; fi
-  chmod "$2" "$tmp"; mv "$tmp" "$1"
-  return 0
-}
+# write_if_changed and sshd_config_common (shared with the other test fleet's script)
+# shellcheck source=scripts/_hostlib.sh
+. "$ROOT/scripts/_hostlib.sh"
 
 # --- processes ---------------------------------------------------------------------------------
 
@@ -311,17 +307,7 @@ PidFile /run/sshd-virtfleet.pid
 AuthorizedKeysFile /etc/ssh/virtfleet/authorized_keys
 AllowUsers root
 PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-UseDNS no
-X11Forwarding no
-PrintMotd no
-PrintLastLog no
-MaxStartups 50:30:100
-MaxSessions 50
-Subsystem sftp internal-sftp
+$(sshd_config_common)
 EOF
   printf '%s\nname=%s\ndebian=%s\nport=%s\nuri=%s\n' "$MARKER" "$g" "$n" "$(port_of "$g")" "$URI" |
     write_if_changed "$t/etc/virtfleet-gen.host" 0644 || true
