@@ -115,3 +115,24 @@ def test_slices_then_merge_give_the_report_of_one_run(tmp_path):
     assert sorted(by_name) == sorted(h["name"] for h in report["hosts"])
     for host in report["hosts"]:
         assert host == by_name[host["name"]]
+
+
+def test_a_failed_merge_never_removes_the_partial_results_even_beside_an_old_report(tmp_path):
+    pytest.importorskip("libvirt")
+    partial, merged = tmp_path / "partial", tmp_path / "merged"
+    _play("audit.yml", "-i", str(ROOT / "playbooks" / "inventory" / "sample_fleet.yml"), "--check", "--limit",
+          "hv-ams-01", "-e", json.dumps({"virtfleet_partial_dir": str(partial)}))
+    kept = sorted(p.name for p in (partial / "hosts").iterdir())
+    assert kept == ["hv-ams-01.json"]
+    merged.mkdir()
+    (merged / "compliance.json").write_text('{"old": "report of an earlier merge"}\n')   # left from before
+    # this merge fails before the report role writes anything (an unknown format, given as an extra var)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(ROOT / "playbooks" / "merge_reports.yml"),
+                           "-e", json.dumps({"virtfleet_partial_dir": str(partial), "virtfleet_report_dir": str(merged),
+                                             "report_formats": ["pdf"]})],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert "report_formats" in proc.stdout + proc.stderr
+    assert sorted(p.name for p in (partial / "hosts").iterdir()) == kept            # nothing lost
+    assert (merged / "compliance.json").read_text() == '{"old": "report of an earlier merge"}\n'
