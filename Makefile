@@ -62,7 +62,7 @@ collection:
 	@ln -sfn ../../../.. $(COLL_LINK)
 
 # The product itself: playbooks/audit.yml (audit role, then report role) on the sample fleet, plus a
-# per-domain summary; tests/unit/test_demo.py runs the same command (DEMO_CMD) and checks the reports.
+# per-domain summary; tests/unit/roles/test_demo.py runs the same command (DEMO_CMD) and checks the reports.
 DEMO_CMD := $(VENV)/bin/ansible-playbook -i playbooks/inventory/sample_fleet.yml playbooks/demo.yml --check
 demo: venv collection
 	$(COLL_ENV) $(DEMO_CMD) $(DEMO_ARGS)
@@ -75,7 +75,7 @@ guest:
 	@scripts/build-guest.sh $(GUEST_DIR)
 
 # As ansible-test runs them (a fresh copy of the collection, its pytest config, 2 workers); for a quick
-# run of one file while developing: scripts/run-pytest.sh tests/unit/test_engine.py
+# run of one file while developing: scripts/run-pytest.sh tests/unit/plugins/module_utils/test_engine.py
 units: venv collection
 	@scripts/units.sh
 

@@ -2,7 +2,7 @@
 # The unit tests as ansible-test runs them: `ansible-test units --local` on a fresh copy of the
 # collection in .build/units/ansible_collections/virtfleet/libvirt (scripts/_fresh-copy.sh), with
 # the venv's Python and its pytest (2 workers, junit in tests/output of the copy).
-#   scripts/units.sh [extra ansible-test units args, e.g. tests/unit/test_engine.py]
+#   scripts/units.sh [extra ansible-test units args, e.g. tests/unit/plugins/module_utils/test_engine.py]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${VENV:-$ROOT/.venv}

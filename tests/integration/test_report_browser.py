@@ -1,6 +1,6 @@
 """The HTML report in a real headless browser: Debian's chromium driven by chromedriver (selenium).
 
-The page is the report of the realistic fleet of tests/unit/test_report_fixtures.py (a host with
+The page is the report of the realistic fleet of tests/unit/plugins/filter/test_report_fixtures.py (a host with
 findings of both checks, a compliant one, a failed one, an unreachable one), rendered by the
 filter the role uses. Checks: the summary a person sees, the filters (host, status, rule, free
 text, rule chips, clear), no SEVERE console message (script errors, CSP violations), nothing
@@ -47,7 +47,7 @@ def _load(path, name):
 @pytest.fixture(scope="module")
 def report_html(tmp_path_factory):
     from ansible_collections.virtfleet.libvirt.plugins.filter import fleet_report
-    fixtures = _load(os.path.join(ROOT, "tests", "unit", "test_report_fixtures.py"), "report_fixtures")
+    fixtures = _load(os.path.join(ROOT, "tests", "unit", "plugins", "filter", "test_report_fixtures.py"), "report_fixtures")
     report = fleet_report.build_report(fixtures.HOSTS, fixtures.fleet_hostvars(), title="Nightly fleet audit",
                                        generated_at=GENERATED_AT)
     path = tmp_path_factory.mktemp("report-html") / "compliance.html"
@@ -206,7 +206,7 @@ def test_screenshot_of_the_whole_page(page, tmp_path):
 def paged_report(tmp_path_factory):
     """The same fleet written by the role's writer with a page per host (inline limit 5 rows)."""
     from ansible_collections.virtfleet.libvirt.plugins.plugin_utils import _report_files
-    fixtures = _load(os.path.join(ROOT, "tests", "unit", "test_report_fixtures.py"), "report_fixtures")
+    fixtures = _load(os.path.join(ROOT, "tests", "unit", "plugins", "filter", "test_report_fixtures.py"), "report_fixtures")
     out = tmp_path_factory.mktemp("report-paged")
     _head, paths = _report_files.write_reports(fixtures.HOSTS, fixtures.fleet_hostvars(), str(out), "compliance",
                                                ["html"], title="Nightly fleet audit", generated_at=GENERATED_AT,

@@ -18,9 +18,9 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.virtfleet.libvirt.plugins.filter import fleet_report as fr
-from ansible_collections.virtfleet.libvirt.tests.unit.test_report_fixtures import HOSTS, UNREACHABLE, all_findings, fleet_hostvars
+from ansible_collections.virtfleet.libvirt.tests.unit.plugins.filter.test_report_fixtures import HOSTS, UNREACHABLE, all_findings, fleet_hostvars
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir, os.pardir))
 SCHEMA_PATH = os.path.join(ROOT, "roles", "report", "files", "report.schema.json")
 NOW = "2026-11-22T04:00:00Z"
 HOSTILE = '<script>alert("pwned")</script> & <b>bold</b> \'quoted\''

@@ -21,10 +21,10 @@ import pytest
 from ansible_collections.virtfleet.libvirt.plugins.plugin_utils import (
     _report_files, _report_html, _report_junit, _report_merge,
 )
-from ansible_collections.virtfleet.libvirt.tests.unit.test_report_filter import NOW, parse_page
-from ansible_collections.virtfleet.libvirt.tests.unit.test_report_fixtures import HOSTS, fleet_hostvars
+from ansible_collections.virtfleet.libvirt.tests.unit.plugins.filter.test_report_filter import NOW, parse_page
+from ansible_collections.virtfleet.libvirt.tests.unit.plugins.filter.test_report_fixtures import HOSTS, fleet_hostvars
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir, os.pardir))
 TEMPLATES = os.path.join(ROOT, "roles", "report", "templates")
 FORMATS = ["json", "junit", "html"]
 

@@ -1,7 +1,7 @@
 """The role virtfleet.libvirt.report run by ansible-playbook on localhost, over a fake fleet.
 
 The fleet is an inventory whose host_vars set virtfleet_audit_result as the audit/remediate roles
-would (tests/unit/test_report_fixtures.py); hv-par-01 has none, as if it had been unreachable.
+would (tests/unit/plugins/filter/test_report_fixtures.py); hv-par-01 has none, as if it had been unreachable.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-from ansible_collections.virtfleet.libvirt.tests.unit.test_report_fixtures import HOSTS, fleet_hostvars
+from ansible_collections.virtfleet.libvirt.tests.unit.plugins.filter.test_report_fixtures import HOSTS, fleet_hostvars
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir))
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")  # made by tests/conftest.py
 SCHEMA_PATH = os.path.join(ROOT, "roles", "report", "files", "report.schema.json")
 PLAYBOOK = """

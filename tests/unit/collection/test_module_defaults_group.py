@@ -19,7 +19,7 @@ import yaml
 
 pytest.importorskip("libvirt")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir))
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")  # made by tests/conftest.py
 SECRET = "s3cr3t-Pw"
 GROUP_MODULES = {"virt_policy", "virt_disk_io_policy", "virt_device_alias", "virt_detach", "virt_domain_info"}

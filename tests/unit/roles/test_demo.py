@@ -21,7 +21,7 @@ import pytest
 
 pytest.importorskip("libvirt")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir))
 SCHEMA_PATH = os.path.join(ROOT, "roles", "report", "files", "report.schema.json")
 SAMPLE_HOSTS = ["hv-ams-01", "hv-ams-02", "hv-fra-01"]
 

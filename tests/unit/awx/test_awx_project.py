@@ -27,7 +27,7 @@ import pytest
 pytest.importorskip("libvirt")
 ansible_runner = pytest.importorskip("ansible_runner")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STALE = """---
 - name: The execution environment's copy of the collection ran
   ansible.builtin.fail:

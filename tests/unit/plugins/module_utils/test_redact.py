@@ -22,7 +22,7 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._redact import (
 
 QEMU = "http://libvirt.org/schemas/domain/qemu/1.0"
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.join(HERE, "..", "..", "plugins", "module_utils", "_redact.py")
+SOURCE = os.path.join(HERE, "..", "..", "..", "..", "plugins", "module_utils", "_redact.py")
 
 
 def domain(body, ns=""):
@@ -367,7 +367,7 @@ def test_references_to_secrets_and_ordinary_values_stay():
 
 
 def test_real_golden_domain_only_loses_the_vnc_password():
-    with open(os.path.join(HERE, "golden", "cache-none-mixed-in.xml")) as fh:
+    with open(os.path.join(HERE, "..", "..", "golden", "cache-none-mixed-in.xml")) as fh:
         xml = fh.read()
     assert_redacted(xml, ["Vnc-s3cr3t"])
     assert secret_values(xml) == {"Vnc-s3cr3t"}

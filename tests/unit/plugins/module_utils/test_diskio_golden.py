@@ -294,7 +294,7 @@ def test_created_driver_is_first_child_with_name_qemu():
 
 
 def test_every_golden_file_is_used():
-    # alias-* goldens belong to tests/unit/test_alias_golden.py
+    # alias-* goldens belong to tests/unit/plugins/module_utils/test_alias_golden.py
     names = {n for n in os.listdir(os.path.dirname(golden_path("x"))) if not n.startswith("alias-")}
     used = set()
     for case, spec in CASES.items():

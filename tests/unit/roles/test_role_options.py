@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COLLECTIONS = ROOT / ".build" / "collections"  # made by tests/conftest.py
 ROLES = ROOT / "roles"
 OPTIONS = ["uri", "domains", "exclude", "backup_dir", "enabled", "alias_device_types", "disk_io", "disk_cache"]

@@ -3,7 +3,7 @@
 awx/workflow_sliced_audit.json (an `awx import` file, next to awx/job_templates.json) holds the
 sliced audit job template, the merge job template (playbooks/merge_reports.yml) and the workflow
 that runs the slices and then, always, the merge. The structural test checks it the way
-tests/unit/test_awx_templates.py checks the main file; the functional test runs the sample fleet
+tests/unit/awx/test_awx_templates.py checks the main file; the functional test runs the sample fleet
 (libvirt's test driver) as AWX would slice it (each slice a --limit of its share of the hosts, the
 workflow's virtfleet_partial_dir for all), merges, and compares the merged report with the report of
 one unsliced run.
@@ -20,9 +20,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from ansible_collections.virtfleet.libvirt.tests.unit.test_awx_templates import POST_FIELDS, _validate_survey
+from ansible_collections.virtfleet.libvirt.tests.unit.awx.test_awx_templates import POST_FIELDS, _validate_survey
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COLLECTIONS = ROOT / ".build" / "collections"
 SLICED = json.loads((ROOT / "awx" / "workflow_sliced_audit.json").read_text())
 MAIN = json.loads((ROOT / "awx" / "job_templates.json").read_text())

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXPORT = ROOT / "awx" / "job_templates.json"
 
 # awxkit.api.pages.api.EXPORTABLE_RESOURCES (24.6.1); note `inventory`, not `inventories`.
