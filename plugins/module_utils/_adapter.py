@@ -247,10 +247,7 @@ class Adapter:
             return DomainState(name=dom.name(), uuid=uuid, active=active, persistent=persistent,
                                inactive_xml=inactive, live_xml=live, state=run_state)
         except libvirt.libvirtError as exc:
-            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
-                raise DomainVanished("Domain %s was undefined on %s while this run worked on it: %s"
-                                     % (_name(dom), self.uri, exc), libvirt_code=_code(exc))
-            raise self._error(exc, "Cannot read domain %s on %s" % (_name(dom), self.uri))
+            raise self._read_error(exc, dom)
 
     def definition(self, uuid):
         """The persistent definition (inactive XML, SECURE) of the domain with ``uuid`` as text: one call.
@@ -262,10 +259,14 @@ class Adapter:
         try:
             return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE)
         except libvirt.libvirtError as exc:
-            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
-                raise DomainVanished("Domain %s was undefined on %s while this run worked on it: %s"
-                                     % (_name(dom), self.uri, exc), libvirt_code=_code(exc))
-            raise self._error(exc, "Cannot read domain %s on %s" % (_name(dom), self.uri))
+            raise self._read_error(exc, dom)
+
+    def _read_error(self, exc, dom):
+        """The error to raise for a failed read of ``dom``: DomainVanished, ConnectionLost or a read failure."""
+        if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+            return DomainVanished("Domain %s was undefined on %s while this run worked on it: %s"
+                                  % (_name(dom), self.uri, exc), libvirt_code=_code(exc))
+        return self._error(exc, "Cannot read domain %s on %s" % (_name(dom), self.uri))
 
     def reread(self, uuid):
         """The current state of the domain with ``uuid`` (DomainVanished when it is gone).

@@ -140,20 +140,16 @@ def _v(version):
     return ".".join(str(p) for p in version)
 
 
-def policy_disks(root, devices=None):
-    """(path, element) of every qemu-driver disk (any device=), in document order.
+def policy_disks(root):
+    """(path, element) of every qemu-driver disk (any device=), in document order."""
+    return [(path, el) for path, el in _domxml.devices(root) if is_policy_disk(el)]
 
-    ``devices``: the root's ``[(path, element, ...)]`` when the caller has them already.
-    """
-    out = []
-    for path, el, *_ident in (devices if devices is not None else _domxml.devices(root)):
-        if el.tag != "disk":
-            continue
-        driver_name = _domxml.attr(el, "driver", "name")
-        if driver_name not in (None, "qemu") or el.get("type") == "vhostuser":
-            continue
-        out.append((path, el))
-    return out
+
+def is_policy_disk(el):
+    """Whether a device element is a disk of QEMU's own driver (not vhost-user), whatever its device=."""
+    if el.tag != "disk" or el.get("type") == "vhostuser":
+        return False
+    return _domxml.attr(el, "driver", "name") in (None, "qemu")
 
 
 def io_not_applicable(el):
@@ -224,15 +220,14 @@ def desired_driver(cache, io, want_cache, want_io, io_na=None, direct_cache_only
 
 def plan_domain(state, want_io=KEEP, want_cache=KEEP):
     """Every io/cache deviation of every policy disk of one domain, as Changes."""
-    root = state.inactive_root()
     live = {}
     if state.active and state.live_xml:
         for _path, el in policy_disks(state.live_root()):
             live[_domxml.attr(el, "target", "dev")] = (_domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io"))
     changes = []
-    devices = state.inactive_devices()
-    idents = {path: ident for path, _el, ident in devices}
-    for path, el in policy_disks(root, devices):
+    for path, el, ident in state.inactive_devices():
+        if not is_policy_disk(el):
+            continue
         cache, io = _domxml.attr(el, "driver", "cache"), _domxml.attr(el, "driver", "io")
         io_na = io_not_applicable(el)
         kind = {"io_na": io_na, "direct_cache_only": (el.get("type") or "file") in DIRECT_CACHE_ONLY_TYPES}
@@ -240,7 +235,6 @@ def plan_domain(state, want_io=KEEP, want_cache=KEEP):
             new_cache, new_io, reasons = desired_driver(cache, io, want_cache, want_io, **kind)
         else:
             new_cache, new_io, reasons = desired_driver(cache, io, KEEP, KEEP, **kind)
-        ident = idents[path]
         device = {k: ident[k] for k in ("kind", "target", "bus", "alias", "source", "serial", "path")}
         current, desired = settings(cache, io), settings(new_cache, new_io)
         target = ident["target"]

@@ -125,11 +125,14 @@ def attr(el, path, name):
 
 
 def text(el, path):
-    node = el.find(path)
+    return _node_text(el.find(path))
+
+
+def _node_text(node):
+    """A node's stripped text, None when it has none (or there is no node)."""
     if node is None or node.text is None:
         return None
-    value = node.text.strip()
-    return value or None
+    return node.text.strip() or None
 
 
 def _source(el, src=None):
@@ -179,23 +182,21 @@ def identity(el, path=None):
         node = kids.get(tag)
         return None if node is None else node.get(name)
 
-    target, serial, addr = kids.get("target"), kids.get("serial"), kids.get("address")
-    serial_text = serial.text.strip() if serial is not None and serial.text is not None else None
+    target, addr = kids.get("target"), kids.get("address")
     ident = {
         "kind": el.tag,
         "path": path,
         "alias": get("alias", "name"),
         "target": None if target is None else target.get("dev"),
         "bus": None if target is None else target.get("bus"),
-        "serial": serial_text or None,
+        "serial": _node_text(kids.get("serial")),
         "mac": get("mac", "address"),
         "source": _source(el, kids.get("source")) if "source" in kids else None,
         "address": _format_address(addr) if addr is not None else None,
     }
     if el.tag == "disk":
         ident["device"] = el.get("device", "disk")
-        wwn = kids.get("wwn")
-        ident["wwn"] = (wwn.text.strip() or None) if wwn is not None and wwn.text is not None else None
+        ident["wwn"] = _node_text(kids.get("wwn"))
     elif el.tag == "interface":
         ident["interfaceid"] = attr(el, "virtualport/parameters", "interfaceid")
         ident["model"] = get("model", "type")

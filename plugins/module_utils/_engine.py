@@ -121,7 +121,7 @@ class Engine:
         what they know. Returns the first ConnectionLost, or ``lost`` as given.
         """
         stopped = threading.Event()
-        first = []
+        first, first_lock = [], threading.Lock()
         if lost is not None:
             stopped.set()
             first.append(lost)
@@ -133,7 +133,7 @@ class Engine:
             try:
                 self._change(out, *planned)
             except ConnectionLost as exc:
-                with self._backup_lock:
+                with first_lock:
                     first.append(exc)
                 stopped.set()
                 if out.status in (_vocab.COMPLIANT, _vocab.DRIFT):

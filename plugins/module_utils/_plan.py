@@ -88,7 +88,6 @@ class Change:
     pending_restart: bool = False
     status: str = ""            # preset for report-only changes (PENDING, SKIPPED)
     check: str = ""             # the check (_vocab.CHECKS) whose planner made it
-    extra: dict = field(default_factory=dict)
 
     @property
     def actionable(self):
@@ -136,7 +135,6 @@ def finding(change, status):
     }
     if change.check:
         item["check"] = change.check
-    item.update(change.extra)
     return item
 
 

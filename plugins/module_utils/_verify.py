@@ -113,9 +113,10 @@ def label(el):
     return " ".join(parts)
 
 
-def _text(el):
-    # Text interrupted by comments (<title>a<!-- x -->b</title>) is still one text.
-    return ((el.text or "") + "".join(c.tail or "" for c in el if not isinstance(c.tag, str))).strip()
+def _text(el, nodes):
+    # ``nodes``: list(el), already listed by the caller. Text interrupted by comments
+    # (<title>a<!-- x -->b</title>) is still one text.
+    return ((el.text or "") + "".join(c.tail or "" for c in nodes if not isinstance(c.tag, str))).strip()
 
 
 def _path(el):
@@ -166,7 +167,7 @@ def _walk(a, b, out, shown):
     kids_a = [c for c in nodes_a if isinstance(c.tag, str)]
     kids_b = [c for c in nodes_b if isinstance(c.tag, str)]
     if not kids_a and not kids_b:
-        ta, tb = _text_of(a, nodes_a), _text_of(b, nodes_b)
+        ta, tb = _text(a, nodes_a), _text(b, nodes_b)
         if ta != tb:
             out.append({"kind": CHANGED if ta and tb else (ADDED if tb else DROPPED), "element": label(a),
                         "path": _path(a), "what": "text", "before": shown("", ta), "after": shown("", tb),
@@ -181,11 +182,6 @@ def _walk(a, b, out, shown):
     for cb in only_b:
         out.append({"kind": ADDED, "element": label(cb), "path": _path(cb), "what": "element <%s>" % _local(cb),
                     "before": None, "after": _short(cb, shown), "normalisation": True})
-
-
-def _text_of(el, nodes):
-    # _text with the children already listed: text interrupted by comments is still one text.
-    return ((el.text or "") + "".join(c.tail or "" for c in nodes if not isinstance(c.tag, str))).strip()
 
 
 def _local(el):
