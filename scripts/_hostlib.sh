@@ -14,6 +14,18 @@ write_if_changed() {
   return 0
 }
 
+# ensure_ssh_key KEY COMMENT: the fleet's ed25519 client key pair (KEY, KEY.pub), made when either
+# half is missing; KEY stays 0600. Needs log() from the caller.
+ensure_ssh_key() {
+  mkdir -p "$(dirname "$1")"
+  if [[ ! -s $1 || ! -s $1.pub ]]; then
+    rm -f "$1" "$1.pub"
+    ssh-keygen -q -t ed25519 -N '' -C "$2" -f "$1"
+    log "generated $1"
+  fi
+  chmod 600 "$1"
+}
+
 # sshd_config_common: the part of a test host's sshd_config that every host shares - key logins
 # only, no PAM/DNS/X11/motd, many parallel Ansible connections, internal sftp.
 sshd_config_common() {

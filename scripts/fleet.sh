@@ -100,15 +100,7 @@ ensure_packages() {
   "$ROOT/scripts/ensure-apt.sh" "${PKGS[@]}"
 }
 
-ensure_key() {
-  mkdir -p "$KEY_DIR"
-  if [[ ! -s $KEY || ! -s $KEY.pub ]]; then
-    rm -f "$KEY" "$KEY.pub"
-    ssh-keygen -q -t ed25519 -N '' -C virtfleet-fleet -f "$KEY"
-    log "generated $KEY"
-  fi
-  chmod 600 "$KEY"
-}
+ensure_key() { ensure_ssh_key "$KEY" virtfleet-fleet; }
 
 # write_if_changed and sshd_config_common (shared with the other test fleet's script)
 # shellcheck source=scripts/_hostlib.sh

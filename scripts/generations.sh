@@ -264,15 +264,7 @@ build_tree() {  # makes $(tree g) hold the wanted packages; cheap when it alread
 
 # --- per-host configuration (every up; cheap and idempotent) ---------------------------------
 
-ensure_key() {
-  mkdir -p "$KEY_DIR"
-  if [[ ! -s $KEY || ! -s $KEY.pub ]]; then
-    rm -f "$KEY" "$KEY.pub"
-    ssh-keygen -q -t ed25519 -N '' -C virtfleet-gen -f "$KEY"
-    log "generated $KEY"
-  fi
-  chmod 600 "$KEY"
-}
+ensure_key() { ensure_ssh_key "$KEY" virtfleet-gen; }
 
 # Prints "restart" when libvirtd must be restarted to read a changed configuration.
 configure() {
