@@ -417,7 +417,7 @@ def main():
           "(2 cores)" % (n, load[0], load[1]))
     if res["audit"]:
         base = med["ping"] + med["floor"]
-        loop_per = (med["loop"] - med["ping"]) / args.loop_domains if res["loop"] else float("nan")
+        loop_per = (med["loop"] - med["ping"]) / args.loop_domains if res["loop"] and args.loop_domains else float("nan")
         loop_n = med["ping"] + loop_per * n
         rows += [["audit.yml --check (report included)", "%.2f" % med["audit"], len(res["audit"]), ""],
                  ["  baseline: ping playbook", "%.2f" % med["ping"], len(res["ping"]), ""],
