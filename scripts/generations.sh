@@ -33,6 +33,19 @@
 #   scripts/generations.sh restart-libvirt CODENAME   restart that host's libvirtd (it reads
 #                           /etc/libvirt/qemu/*.xml only at start: definitions the API refuses)
 #
+# The UPGRADE host (not one of the three shared hosts; only `up upgrade` / `reset upgrade` start it):
+#   upgrade   Debian 11 -> 12 by apt   root@127.0.0.1:22321   a fresh Debian 11 tree unpacked from the
+#             bullseye tarball, for tests that upgrade a host for real (tests/generations/test_rolling_upgrade.py).
+#             /etc/apt/sources.list.virtfleet-next in it names the next suite (bookworm, same mirrors);
+#             /var/cache/apt/archives in it is a bind of $CACHE/apt/bullseye-to-bookworm, so the .debs of
+#             the upgrade are downloaded once. Never updated in place by `up` (it holds the upgraded state).
+#   scripts/generations.sh reset upgrade      down, delete the tree, unpack a fresh Debian 11 one, up (~20 s)
+#   scripts/generations.sh restart-daemons CODENAME   restart libvirtd, virtlogd and sshd of a host, as
+#                           an upgrade's maintainer scripts do on a real host (policy-rc.d stops them
+#                           here); running guests are destroyed first only if virtlogd must restart:
+#                           it refuses while none run, see below
+#   status / versions / down take host names too (default: the three shared hosts; down: every tree).
+#
 # Cache (/var/cache/virtfleet-gen): the .debs debootstrap and apt fetched (debs/<codename>,
 # apt/<codename>) and a zstd tarball of each provisioned tree (<codename>-<hash>.tar.zst, hash of
 # suite, mirror and package list). A purged tree comes back from the tarball without a download.
@@ -41,8 +54,14 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL=(bullseye bookworm trixie)
-declare -A DEBVER=([bullseye]=11 [bookworm]=12 [trixie]=13)
+ALL=(bullseye bookworm trixie)   # the three shared generation hosts
+EXTRA=(upgrade)                  # hosts that tests upgrade for real (own trees, own ports)
+# HOSTNUM: the port (22300 + n) and VNC range of a host; SUITE: the Debian suite its tree starts from;
+# NEXT: the suite it is upgraded to (sources.list.virtfleet-next, the apt cache bound into it).
+declare -A HOSTNUM=([bullseye]=11 [bookworm]=12 [trixie]=13 [upgrade]=21)
+declare -A SUITE=([bullseye]=bullseye [bookworm]=bookworm [trixie]=trixie [upgrade]=bullseye)
+declare -A NEXT=([upgrade]=bookworm)
+declare -A DEBVER=([bullseye]=11 [bookworm]=12 [trixie]=13)   # of each suite
 STATE=${VIRTFLEET_GEN_STATE:-/var/lib/virtfleet-gen}
 CACHE=${VIRTFLEET_GEN_CACHE:-/var/cache/virtfleet-gen}
 MIRROR=${VIRTFLEET_GEN_MIRROR:-http://deb.debian.org/debian}
@@ -70,8 +89,10 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 
 tree() { echo "$STATE/$1"; }
-port_of() { echo $((PORT_BASE + DEBVER[$1])); }
-check_gen() { [[ -n ${DEBVER[${1:-}]+x} ]] || die "unknown generation '${1:-}' (known: ${ALL[*]})"; }
+port_of() { echo $((PORT_BASE + HOSTNUM[$1])); }
+check_gen() { [[ -n ${HOSTNUM[${1:-}]+x} ]] || die "unknown host '${1:-}' (known: ${ALL[*]} ${EXTRA[*]})"; }
+is_extra() { [[ -n ${NEXT[$1]+x} ]]; }
+upgrade_cache() { echo "$CACHE/apt/${SUITE[$1]}-to-${NEXT[$1]}"; }
 
 # The environment of a clean login: nothing of the caller's (venv PATH, PYTHONPATH, LIBVIRT_*) leaks in.
 in_chroot() {
@@ -173,6 +194,10 @@ mount_tree() {
   mount_one "$t/dev/pts" --bind /dev/pts
   mount_one "$t/dev/shm" -t tmpfs -o mode=1777,size=256m tmpfs
   mount_one "$t/run" -t tmpfs -o mode=0755,size=64m tmpfs
+  if is_extra "$1"; then   # the upgrade's .debs outlive the tree (reset), so CI downloads them once
+    mkdir -p "$(upgrade_cache "$1")"
+    mount_one "$t/var/cache/apt/archives" --bind "$(upgrade_cache "$1")"
+  fi
 }
 
 umount_tree() {  # $1 tree path; unmounts everything under it, deepest first
@@ -223,10 +248,30 @@ cache_tree() {  # $1 generation, $2 provisioned tree (nothing mounted, no host c
   glog "$1" "cached the tree as $tb ($(du -sh "$tb" | cut -f1), $(since "$t1"))"
 }
 
-tree_current() { [[ -f $(tree "$1")/$STAMP_FILE ]] && want_stamp "$1" | cmp -s - "$(tree "$1")/$STAMP_FILE"; }
+tree_current() {
+  # An upgrade host's tree is current as long as it exists: it holds the upgraded system (`reset` renews it).
+  if is_extra "$1"; then [[ -f $(tree "$1")/$STAMP_FILE ]]; return; fi
+  [[ -f $(tree "$1")/$STAMP_FILE ]] && want_stamp "$1" | cmp -s - "$(tree "$1")/$STAMP_FILE"
+}
+
+build_extra() {  # an upgrade host: a copy of its suite's cached tree (never built or updated here)
+  local g=$1 s=${SUITE[$1]} t part tb t0
+  t=$(tree "$g"); part=$t.partial; tb=$(tarball "$s"); t0=$(now)
+  [[ -f $t/$STAMP_FILE ]] && return 0
+  [[ -s $tb ]] || gdie "$g" "no cached $s tree ($tb): run scripts/generations.sh up $s first (it builds and caches it)"
+  [[ -e $t ]] && gdie "$g" "$t exists but is no provisioned tree: scripts/generations.sh reset $g"
+  umount_tree "$part"
+  rm -rf --one-file-system "$part"
+  mkdir -p "$part"
+  glog "$g" "unpacking a fresh $s tree from $tb"
+  tar -C "$part" --zstd --numeric-owner -xpf "$tb"
+  mv "$part" "$t"
+  glog "$g" "tree ready in $(since "$t0") ($s, to be upgraded to ${NEXT[$g]})"
+}
 
 build_tree() {  # makes $(tree g) hold the wanted packages; cheap when it already does
   local g=$1 t tb t0 part
+  if is_extra "$g"; then build_extra "$g"; return; fi
   t=$(tree "$g"); tb=$(tarball "$g"); part=$t.partial
   tree_current "$g" && return 0
   t0=$(now)
@@ -269,7 +314,7 @@ ensure_key() { ensure_ssh_key "$KEY" virtfleet-gen; }
 # Prints "restart" when libvirtd must be restarted to read a changed configuration.
 configure() {
   local g=$1 t n restart=
-  t=$(tree "$g"); n=${DEBVER[$g]}
+  t=$(tree "$g"); n=${HOSTNUM[$g]}
   # What libvirt-daemon-system would do: the QEMU driver resolves its compiled-in user before
   # qemu.conf is read ("Failed to parse user 'libvirt-qemu'"), so the user must exist.
   grep -q '^libvirt-qemu:' "$t/etc/group" || in_chroot "$g" groupadd -r libvirt-qemu >&2
@@ -301,8 +346,11 @@ AllowUsers root
 PermitRootLogin prohibit-password
 $(sshd_config_common)
 EOF
-  printf '%s\nname=%s\ndebian=%s\nport=%s\nuri=%s\n' "$MARKER" "$g" "$n" "$(port_of "$g")" "$URI" |
+  printf '%s\nname=%s\ndebian=%s\nport=%s\nuri=%s\n' "$MARKER" "$g" "${DEBVER[${SUITE[$g]}]}" "$(port_of "$g")" "$URI" |
     write_if_changed "$t/etc/virtfleet-gen.host" 0644 || true
+  if is_extra "$g"; then   # what the upgrade step puts in place of sources.list
+    apt_sources "${NEXT[$g]}" | write_if_changed "$t/etc/apt/sources.list.virtfleet-next" 0644 || true
+  fi
   [[ -n $restart ]] && echo restart
   return 0
 }
@@ -416,10 +464,42 @@ cmd_up() {
 
 cmd_down() { parallel host_down "$@"; }
 
+cmd_reset() {  # an upgrade host back to a fresh tree of its suite
+  local g=$1 t
+  is_extra "$g" || die "reset is for the upgrade host(s) only (${EXTRA[*]}); the shared hosts are never reset"
+  t=$(tree "$g")
+  host_down "$g"
+  if [[ -e $t ]]; then
+    [[ -z $(mounts_under "$t") ]] || die "refusing to delete $t: something is mounted under it"
+    rm -rf --one-file-system "$t"
+  fi
+  cmd_up "$g"
+}
+
+# What an upgrade's maintainer scripts do on a real host (systemd restarts the daemons there; here
+# policy-rc.d keeps them from starting while packages are installed): the new libvirtd, virtlogd and
+# sshd binaries take over. sshd's running sessions (an Ansible ControlPersist master) survive: only
+# the listener is replaced. virtlogd holds the log pipes of running guests, so it restarts only when
+# no guest runs (else it keeps running the old binary and says so).
+cmd_restart_daemons() {
+  local g=$1 t0 running
+  t0=$(now)
+  running=$(vsh "$g" list --name --state-running --state-paused 2>/dev/null | grep -c . || true)
+  stop_pid "$g" /run/libvirtd.pid libvirtd
+  if ((running == 0)); then
+    stop_pid "$g" /run/virtlogd.pid virtlogd; start_daemon "$g" virtlogd
+  else
+    glog "$g" "virtlogd keeps running (old binary): $running guest(s) run"
+  fi
+  start_daemon "$g" libvirtd; wait_libvirt "$g"
+  stop_pid "$g" /run/sshd-virtfleet.pid sshd; start_sshd "$g"; wait_ssh "$g"
+  glog "$g" "libvirtd, virtlogd and sshd restarted in $(since "$t0"): $(vsh "$g" version --daemon | awk -F': ' '/daemon/ { print "libvirt " $2 }' | tr -d '\n')"
+}
+
 cmd_purge() {
   local g t
-  cmd_down "${ALL[@]}"
-  for g in "${ALL[@]}"; do
+  cmd_down "${ALL[@]}" "${EXTRA[@]}"
+  for g in "${ALL[@]}" "${EXTRA[@]}"; do
     t=$(tree "$g")
     for t in "$t" "$t.partial"; do
       [[ -e $t ]] || continue
@@ -435,7 +515,7 @@ cmd_purge() {
 
 cmd_status() {
   local g t rc=0 line pid t0
-  for g in "${ALL[@]}"; do
+  for g in "$@"; do
     t=$(tree "$g")
     line="$g (root@127.0.0.1:$(port_of "$g")):"
     if [[ ! -f $t/$STAMP_FILE ]]; then log "$line no tree at $t"; rc=1; continue; fi
@@ -451,7 +531,7 @@ cmd_status() {
     fi
     log "$line"
   done
-  ((rc == 0)) || log "not up: run scripts/generations.sh up (as root)"
+  ((rc == 0)) || log "not up: run scripts/generations.sh up $(printf '%s ' "$@" | sed 's/ $//') (as root)"
   return $rc
 }
 
@@ -482,8 +562,9 @@ EOF
 )
 
 cmd_versions() {
-  local g json rc=0 as_json=${1:-}
-  for g in "${ALL[@]}"; do
+  local g json rc=0 as_json=
+  if [[ ${1:-} == --json ]]; then as_json=--json; shift; fi
+  for g in "$@"; do
     if ! json=$(ssh_host "$g" python3 - "$URI" <<< "$PROBE" 2>&1); then
       echo "$g  ssh=root@127.0.0.1:$(port_of "$g")  DOWN: $(tail -n 1 <<< "$json") (run scripts/generations.sh up)"
       rc=1; continue
@@ -503,17 +584,24 @@ print("%-9s %-15s %-21s debian=%-6s libvirt=%-7s qemu=%-7s python=%-7s bindings=
 
 sub=${1:-}; shift || true
 case $sub in
-  -h|--help|help|'') sed -n '2,40p' "$0"; exit 0 ;;
-  versions) cmd_versions "$@"; exit ;;
-  status) cmd_status; exit ;;
-  up|down|purge|restart-libvirt) ;;
-  *) die "unknown subcommand '$sub' (up | status | versions | down | purge | restart-libvirt CODENAME)" ;;
+  -h|--help|help|'') sed -n '2,53p' "$0"; exit 0 ;;
+  versions|status)
+    args=(); hosts=()
+    for a in "$@"; do if [[ $a == --* ]]; then args+=("$a"); else check_gen "$a"; hosts+=("$a"); fi; done
+    ((${#hosts[@]})) || hosts=("${ALL[@]}")
+    if [[ $sub == versions ]]; then cmd_versions "${args[@]}" "${hosts[@]}"; else cmd_status "${hosts[@]}"; fi
+    exit ;;
+  up|down|purge|restart-libvirt|restart-daemons|reset) ;;
+  *) die "unknown subcommand '$sub' (up | status | versions | down | purge | reset HOST | restart-libvirt CODENAME | restart-daemons CODENAME)" ;;
 esac
 [[ $(id -u) == 0 ]] || die "needs root (debootstrap, chroot, mounts, one sshd per host)"
 gens=()
 if [[ $sub != purge ]]; then
   for g in "$@"; do check_gen "$g"; gens+=("$g"); done
-  ((${#gens[@]})) || gens=("${ALL[@]}")
+  if ((${#gens[@]} == 0)); then
+    gens=("${ALL[@]}")
+    if [[ $sub == down ]]; then for g in "${EXTRA[@]}"; do [[ -d $(tree "$g") ]] && gens+=("$g"); done; fi
+  fi
 fi
 exec 9>"$LOCK_FILE"
 flock 9
@@ -526,4 +614,10 @@ case $sub in
     t0=$(now); g=${gens[0]}
     stop_pid "$g" /run/libvirtd.pid libvirtd; start_daemon "$g" libvirtd; wait_libvirt "$g"
     glog "$g" "libvirtd restarted (pid $(alive_pid "$g" /run/libvirtd.pid libvirtd)) in $(since "$t0")" ;;
+  restart-daemons)
+    ((${#gens[@]} == 1 && $# == 1)) || die "restart-daemons needs exactly one CODENAME"
+    cmd_restart_daemons "${gens[0]}" ;;
+  reset)
+    ((${#gens[@]} == 1 && $# == 1)) || die "reset needs exactly one host (${EXTRA[*]})"
+    cmd_reset "${gens[0]}" ;;
 esac
