@@ -119,6 +119,32 @@ class Adapter:
             raise self._error(exc, "Cannot read versions from %s" % self.uri)
         return lib, hv_type, hv
 
+    def capabilities(self):
+        """virConnectGetCapabilities(): the host's capabilities XML as libvirt returns it."""
+        try:
+            return self.conn.getCapabilities()
+        except libvirt.libvirtError as exc:
+            raise self._error(exc, "Cannot read the capabilities of %s" % self.uri)
+
+    def domain_capabilities(self, emulator=None, arch=None, machine=None, virttype=None):
+        """virConnectGetDomainCapabilities(): the domain capabilities XML for one emulator/arch/machine/virttype.
+
+        None when libvirt cannot answer for that combination (no such machine or virt type: an
+        unsupported combination is a fact of the host, not an error); other failures raise.
+        """
+        try:
+            return self.conn.getDomainCapabilities(emulator, arch, machine, virttype, 0)
+        except libvirt.libvirtError as exc:
+            if self.lost(exc):
+                raise self._error(exc, "Cannot read the domain capabilities of %s" % self.uri)
+            return None
+
+    def hostname(self):
+        try:
+            return self.conn.getHostname()
+        except libvirt.libvirtError as exc:
+            raise self._error(exc, "Cannot read the host name of %s" % self.uri)
+
     def host_facts(self):
         lib, hv_type, hv = self.versions()
         return {"uri": self.uri, "libvirt_version": ".".join(map(str, lib)), "hypervisor": hv_type,

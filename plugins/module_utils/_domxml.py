@@ -54,18 +54,22 @@ def _parser():
     )
 
 
-def parse(xml_text):
-    """Parse domain XML text and return the root element (raises XMLError)."""
+def parse(xml_text, root_tag="domain"):
+    """Parse libvirt XML text and return the root element (raises XMLError).
+
+    ``root_tag`` is the document expected: ``domain`` (default), ``capabilities``, ``domainCapabilities``.
+    """
     if not HAS_LXML:
         raise XMLError("Python lxml is required: install python3-lxml (or 'pip install lxml').")
     if isinstance(xml_text, str):
         xml_text = xml_text.encode("utf-8")
+    what = "Domain XML" if root_tag == "domain" else "The <%s> XML" % root_tag
     try:
         root = etree.fromstring(xml_text, _parser())
     except etree.XMLSyntaxError as exc:
-        raise XMLError("Domain XML is not well-formed: %s" % exc)
-    if root.tag != "domain":
-        raise XMLError("Expected a <domain> document, got <%s>." % root.tag)
+        raise XMLError("%s is not well-formed: %s" % (what, exc))
+    if root.tag != root_tag:
+        raise XMLError("Expected a <%s> document, got <%s>." % (root_tag, root.tag))
     return root
 
 

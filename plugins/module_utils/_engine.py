@@ -29,10 +29,11 @@ decisions are all here, so unit tests run this sequence as written with a fake a
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _backup, _domxml, _plan, _redact, _verify, _vocab
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _backup, _domxml, _plan, _readiness, _redact, _verify, _vocab
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
     BackupFailed,
     ConnectionLost,
@@ -61,15 +62,22 @@ class Outcome:
     details: dict = dataclasses.field(default_factory=dict)
     diff: dict = None
     normalised: list = dataclasses.field(default_factory=list)
+    annotations: dict = dataclasses.field(default_factory=dict)
 
 
 class Engine:
     """One host's run: ``Engine(adapter, rules, ...).run(domains, exclude) -> result dict``."""
 
     def __init__(self, adapter, rules, check_mode=False, diff_mode=False, backup_dir=_backup.DEFAULT_BACKUP_DIR,
-                 details=False, lock=None, redact=None, workers=1):
+                 details=False, lock=None, redact=None, workers=1, blockers=None):
         self.adapter = adapter
         self.rules = rules
+        # blockers(state) -> [(device, message)]: what this host's libvirt refuses at ANY define of the
+        # definition (a VNC password longer than 8 characters on libvirt >= 8.0). A domain with changes
+        # and a blocker is ``blocked`` in both modes: the define that would certainly fail is not sent.
+        self.blockers = blockers
+        self._annotators = [rule for rule in rules if rule.annotate is not None]
+        self._preparers = [rule for rule in rules if rule.prepare is not None]
         self.check_mode = check_mode
         self.diff_mode = diff_mode
         self.backup_dir = backup_dir
@@ -96,6 +104,7 @@ class Engine:
             #    fails the whole run here, before anything is changed; a definition that cannot be
             #    parsed fails its domain alone.
             outcomes, work, lost = [], [], None
+            states = self._read_all(handles) if self._preparers else {}
             for handle, (name, uuid) in zip(handles, selected):
                 out = Outcome(name, uuid)
                 outcomes.append(out)
@@ -103,7 +112,7 @@ class Engine:
                     self._not_attempted(out)
                     continue
                 try:
-                    planned = self._read_and_plan(handle, out)
+                    planned = self._read_and_plan(handle, out, states.get(uuid))
                 except ConnectionLost as exc:
                     lost = exc
                     self._not_attempted(out, exc)
@@ -157,10 +166,29 @@ class Engine:
 
     # --- one domain: the safety sequence, top to bottom --------------------------------------
 
-    def _read_and_plan(self, handle, out):
+    def _read_all(self, handles):
+        """Host-wide rules (machine-type groups) see every domain before any is planned: read them all first.
+
+        Only when such a rule runs; a read that fails here is read (and reported) again by the plan loop.
+        """
+        states = {}
+        for handle in handles:
+            try:
+                state = self.adapter.read(handle)
+            except (DomainVanished, ConnectionLost):
+                continue
+            states[state.uuid] = state
+        for rule in self._preparers:
+            try:
+                rule.prepare(list(states.values()))
+            except XMLError:
+                rule.prepare([st for st in states.values() if _parses(st)])
+        return states
+
+    def _read_and_plan(self, handle, out, state=None):
         """Read and plan one domain; returns what ``_change`` needs, or None when nothing is to be done."""
         try:
-            state = self.adapter.read(handle)
+            state = state if state is not None else self.adapter.read(handle)
         except DomainVanished as exc:
             self._set(out, _vocab.VANISHED, "vanished before it was read: %s. Nothing was changed." % exc.msg)
             return None
@@ -177,8 +205,16 @@ class Engine:
             return None
         if self.details:
             out.details = self._describe(state.inactive_root())
+        for rule in self._annotators:
+            out.annotations.update(rule.annotate(state))
         if not edits:
             self._findings(out, changes, "")
+            return None
+        blocked = self.blockers(state) if self.blockers is not None else None
+        if blocked:
+            # libvirt on this host refuses this definition at every define: say so in both modes, send nothing.
+            self._findings(out, changes, _vocab.BLOCKED, "%s. Nothing was changed; libvirt on this host refuses "
+                           "every define of this definition until that is fixed" % "; ".join(m for _d, m in blocked))
             return None
         out.changed = True   # would be changed: final for check mode (Ansible's convention), decided below otherwise
         self._diff(out, state.inactive_xml, patched)
@@ -214,8 +250,8 @@ class Engine:
             self.adapter.define(patched)
         except DefineFailed as exc:
             return self._findings(out, changes, _vocab.FAILED, (
-                "libvirt refused the patched definition: %s. Nothing was changed; the definition read before "
-                "the attempt is saved at %s" % (self._scrub(exc.msg, state), out.backup)))
+                "libvirt refused the patched definition: %s.%s Nothing was changed; the definition read before "
+                "the attempt is saved at %s" % (self._scrub(exc.msg, state), _remedy(exc), out.backup)))
         except ConnectionLost:
             self._findings(out, changes, _vocab.UNKNOWN, (
                 "the define was sent and the connection to libvirt broke: whether it was applied is unknown. "
@@ -403,6 +439,7 @@ class Engine:
             if o.normalised:
                 entry["normalised"] = o.normalised
             entry.update(o.details)
+            entry.update(o.annotations)
             domains.append(entry)
             if o.diff is not None and (o.changed or self.check_mode):
                 diffs.append(o.diff)
@@ -422,10 +459,29 @@ class Engine:
 
 def _domain_status(findings):
     statuses = {f["status"] for f in findings}
-    for status in (_vocab.FAILED, _vocab.FIXED, _vocab.DRIFT, _vocab.PENDING, _vocab.SKIPPED):
+    for status in (_vocab.FAILED, _vocab.BLOCKED, _vocab.FIXED, _vocab.DRIFT, _vocab.PENDING, _vocab.SKIPPED):
         if status in statuses:
             return status
     return _vocab.COMPLIANT
+
+
+_VNC_REFUSED = re.compile(r"VNC password is (\d+) characters long")
+
+
+def _remedy(exc):
+    """What to do about a refusal libvirt words without a fix (matched by code and libvirt's own words)."""
+    match = _VNC_REFUSED.search(exc.msg or "") if exc.details.get("libvirt_code") == 67 else None
+    if match:
+        return " Fix: %s." % _readiness.vnc_remedy(int(match.group(1)))
+    return ""
+
+
+def _parses(state):
+    try:
+        state.inactive_root()
+    except XMLError:
+        return False
+    return True
 
 
 def _same(a, b):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _diskio, _domxml, _engine, _redact, _rules
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _capabilities, _diskio, _domxml, _engine, _redact, _rules
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DEFAULT_URI, HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, Adapter
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._backup import DEFAULT_BACKUP_DIR
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._engine import failure_message
@@ -56,6 +56,11 @@ def alias_options():
     )
 
 
+def readiness_options():
+    """The options of the upgrade_readiness and machine_type rules (rules.<name> of virt_policy)."""
+    return dict(target=dict(type="dict"))
+
+
 def require_libraries(module):
     """Fail with the package to install when libvirt-python or lxml is missing on the host.
 
@@ -88,11 +93,16 @@ def run_rules(module, requested, details):
     adapter = Adapter(params["uri"])
     try:
         lib, hv_type, hv = adapter.versions()  # up front: a later failure must not lose the results
-        rules = _rules.build(requested, host={"libvirt": lib, "hypervisor": hv_type, "hypervisor_version": hv})
+        host = {"libvirt": lib, "hypervisor": hv_type, "hypervisor_version": hv}
+        if _rules.needs_live_snapshot(requested):
+            # A readiness rule without a target compares with this host as it is now (packages upgraded,
+            # guests not yet restarted): its capabilities are read once, read-only.
+            host["snapshot"] = _capabilities.take(adapter, uri=_redact.redact_uri(params["uri"]))
+        rules = _rules.build(requested, host=host)
         engine = _engine.Engine(
             adapter, rules, check_mode=module.check_mode, diff_mode=module._diff, backup_dir=params["backup_dir"],
             details=details, lock=lambda: HostLock(params["uri"], timeout=params["lock_timeout"]),
-            workers=params["parallel"])
+            workers=params["parallel"], blockers=_rules.define_blockers(host))
         result = engine.run(params["domains"], params["exclude"])
         result["host"] = {"uri": _redact.redact_uri(params["uri"]), "libvirt_version": ".".join(map(str, lib)),
                           "hypervisor": hv_type, "hypervisor_version": ".".join(map(str, hv))}

@@ -19,19 +19,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _diskio, _select, _vocab
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _capabilities, _diskio, _readiness, _select, _vocab
+from ansible_collections.virtfleet.libvirt.plugins.module_utils import _plan
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
 
 
 @dataclass(frozen=True)
 class Rule:
     """One configured rule: ``plan(state) -> [Change]``; ``describe(state, root) -> dict`` for details;
-    ``precheck(selected)`` validates the request against the selected domains [(name, uuid)]."""
+    ``precheck(selected)`` validates the request against the selected domains [(name, uuid)];
+    ``annotate(state) -> dict`` adds keys to the domain's summary in every run (not only with details);
+    ``prepare(states)`` sees every selected domain's state before any is planned (host-wide rules)."""
 
     check: str
     plan: Callable
     describe: Optional[Callable] = None
     precheck: Optional[Callable] = None
+    annotate: Optional[Callable] = None
+    prepare: Optional[Callable] = None
 
 
 # --- disk io ---------------------------------------------------------------------------------
@@ -102,10 +107,81 @@ def _build_aliases(options, _host):
                 precheck=lambda selected: _check_assignment_domains(assignments, selected))
 
 
+# --- upgrade readiness and machine-type hygiene (report-only: they never edit) ---------------
+
+def _target(options, host, check):
+    """The Target a readiness rule compares with: the given snapshot, or the host's own (live)."""
+    snapshot = options.get("target")
+    if snapshot is not None:
+        return _capabilities.Target(_capabilities.validate(snapshot, "rules.%s.target" % check))
+    if host is not None and host.get("snapshot") is not None:
+        return _capabilities.Target(host["snapshot"])
+    return None   # offline validation: the rule is never planned
+
+
+def needs_live_snapshot(requested):
+    """Whether a requested readiness rule compares with the host itself (its snapshot must be taken live)."""
+    return any(requested.get(name) is not None and not (requested.get(name) or {}).get("target")
+               for name in (_vocab.CHECK_READINESS, _vocab.CHECK_MACHINE_TYPE))
+
+
+def _build_readiness(options, host):
+    target = _target(options, host, _vocab.CHECK_READINESS)
+    seen = {}
+
+    def plan(state):
+        if target is None:
+            return []
+        reasons = _readiness.check_domain(state.inactive_root(), target)
+        seen[state.uuid] = reasons
+        return _readiness.changes(state, _vocab.CHECK_READINESS, reasons)
+
+    def annotate(state):
+        reasons = seen.get(state.uuid, [])
+        return {"readiness": {"target": target.label if target is not None else None, "starts": not reasons,
+                              "reasons": reasons}}
+
+    return Rule(check=_vocab.CHECK_READINESS, plan=plan, annotate=annotate)
+
+
+def _build_machine_type(options, host):
+    target = _target(options, host, _vocab.CHECK_MACHINE_TYPE)
+    norms = {}
+
+    def prepare(states):
+        norms.clear()
+        norms.update(_readiness.group_norms(_readiness.machine_of(s.inactive_root()) for s in states))
+
+    def plan(state):
+        if target is None:
+            return []
+        os_type = {"kind": "os", "path": "/domain/os/type"}
+        machine = _readiness.machine_of(state.inactive_root())[1]
+        return [_plan.Change(domain=state.name, uuid=state.uuid, device=dict(os_type, machine=machine), rule=code,
+                             current={"machine": machine}, desired={}, message="%s: %s" % (state.name, message),
+                             status=status, check=_vocab.CHECK_MACHINE_TYPE)
+                for code, status, message in _readiness.check_machine_type(state.inactive_root(), target, norms)]
+
+    return Rule(check=_vocab.CHECK_MACHINE_TYPE, plan=plan, prepare=prepare)
+
+
+def define_blockers(host):
+    """``blockers(state) -> [(device, message)]``: what the host's libvirt refuses at any define, or None."""
+    # The refusal is the QEMU driver's (qemu_validate.c); libvirt's test driver and others take it.
+    if host is None or host.get("libvirt") is None or host.get("hypervisor") != "QEMU":
+        return None
+    version = tuple(host["libvirt"])
+    if version < _readiness.VNC_PASSWORD_REFUSED_SINCE:
+        return None
+    return lambda state: _readiness.define_blockers(state, version)
+
+
 # Order of application and of findings: disk io first (see the module docstring).
 REGISTRY = {
     _vocab.CHECK_DISK_IO: _build_disk_io,
     _vocab.CHECK_ALIASES: _build_aliases,
+    _vocab.CHECK_READINESS: _build_readiness,
+    _vocab.CHECK_MACHINE_TYPE: _build_machine_type,
 }
 
 

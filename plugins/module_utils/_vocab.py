@@ -19,18 +19,22 @@ CONFLICT = "conflict"      # someone else changed the definition after it was re
 VANISHED = "vanished"      # the domain was undefined by someone else after it was read: nothing changed
 UNKNOWN = "unknown"        # the define was sent but the connection broke: outcome unknown
 NOT_ATTEMPTED = "not_attempted"  # the run stopped (lost connection) before it reached this domain
-STATUSES = (DRIFT, FIXED, FAILED, PENDING, SKIPPED, CONFLICT, VANISHED, UNKNOWN, NOT_ATTEMPTED)
+BLOCKED = "blocked"        # the domain would not start (or be defined) on the target; nothing was changed
+STATUSES = (DRIFT, FIXED, FAILED, PENDING, SKIPPED, CONFLICT, VANISHED, UNKNOWN, NOT_ATTEMPTED, BLOCKED)
 
 # --- domain outcomes (one per selected domain and run) -------------------------------------
 COMPLIANT = "compliant"    # no finding at all
-# ...or DRIFT, FIXED, PENDING, SKIPPED, FAILED, CONFLICT, VANISHED, UNKNOWN, NOT_ATTEMPTED
-DOMAIN_OUTCOMES = (COMPLIANT, DRIFT, FIXED, PENDING, SKIPPED, FAILED, CONFLICT, VANISHED, UNKNOWN, NOT_ATTEMPTED)
+# ...or DRIFT, FIXED, PENDING, SKIPPED, FAILED, CONFLICT, VANISHED, UNKNOWN, NOT_ATTEMPTED, BLOCKED
+DOMAIN_OUTCOMES = (COMPLIANT, DRIFT, FIXED, PENDING, SKIPPED, FAILED, CONFLICT, VANISHED, UNKNOWN, NOT_ATTEMPTED,
+                   BLOCKED)
 # Outcomes that make a module run fail (the other domains' results are still returned).
 FAILING_OUTCOMES = (FAILED, CONFLICT, UNKNOWN, NOT_ATTEMPTED)
 
 # Which checks (rule groups) exist; the finding key ``check`` names one of them.
 CHECK_DISK_IO = "disk_io"
 CHECK_ALIASES = "aliases"
+CHECK_READINESS = "upgrade_readiness"
+CHECK_MACHINE_TYPE = "machine_type"
 
 
 def device_label(device):
@@ -49,7 +53,8 @@ def device_label(device):
 
 
 # Finding statuses worst first, as the report ranks a domain by its worst finding.
-WORST_FIRST = (FAILED, UNKNOWN, CONFLICT, NOT_ATTEMPTED, DRIFT, VANISHED, PENDING, SKIPPED, FIXED)
+WORST_FIRST = (FAILED, UNKNOWN, CONFLICT, NOT_ATTEMPTED, BLOCKED, DRIFT, VANISHED, PENDING, SKIPPED, FIXED)
 # Statuses that fail a compliance gate (the report role's report_fail_on_drift).
-GATING = (FAILED, UNKNOWN, CONFLICT, NOT_ATTEMPTED, DRIFT)
+GATING = (FAILED, UNKNOWN, CONFLICT, NOT_ATTEMPTED, BLOCKED, DRIFT)
+# The checks every report counts (by_check); the report-only ones (readiness, machine type) when they ran.
 CHECKS = (CHECK_ALIASES, CHECK_DISK_IO)

@@ -10,8 +10,8 @@ module: virt_policy
 short_description: Audit or enforce every virtfleet rule on every domain of a host in one call
 version_added: 0.2.0
 description:
-  - Runs every requested rule (O(rules.disk_io), O(rules.aliases)) over every selected domain of one host in one
-    call. Each domain is read once; all its rules' changes are applied together in one backup, one define and
+  - Runs every requested rule (O(rules.disk_io), O(rules.aliases), O(rules.upgrade_readiness),
+    O(rules.machine_type)) over every selected domain of one host in one call. Each domain is read once; all its rules' changes are applied together in one backup, one define and
     one verification, so a host with 1,000 domains that all need both fixes sees exactly 1,000 defines.
   - Rule order is the engine's business - a legacy C(io='native') + writeback domain is refused by libvirt on any
     redefine until its io is fixed, and here the alias change travels in the same define as the io fix.
@@ -23,6 +23,9 @@ description:
     verified. libvirt's own normalisation (controllers it re-sorts, defaults it fills in) is not a failure; an
     alias libvirt drops on one device is that device's V(skipped) finding; any other loss restores the backup,
     but only while the definition is still the one this run wrote."
+  - A domain with changes whose definition libvirt on this host refuses at every define (a VNC password longer
+    than 8 characters on libvirt >= 8.0) is V(blocked) in check mode and in a real run alike - nothing is sent,
+    and the message says what to fix.
   - A lost connection to libvirt stops the run on that host and returns everything known - per domain V(fixed),
     V(unknown) (define sent, outcome unknown) or V(not_attempted). A rerun converges.
   - Real runs hold a per-URI host lock, so two virtfleet runs against one daemon wait for each other
@@ -90,6 +93,37 @@ options:
             description: Whether a device that already carries a different valid C(ua-) alias is re-aliased.
             type: bool
             default: false
+      upgrade_readiness:
+        description:
+          - Report-only (never changes anything, also in a real run) - whether every selected domain will start on
+            the target, and if not exactly why (docs/upgrade-readiness.md) - machine type not offered (C(pc)/C(q35)
+            resolve to the target's newest), virt type, emulator, device models and buses, graphics and video
+            types, CPU mode and model, firmware, features, vCPUs over the machine's limit, a VNC password longer
+            than 8 characters on libvirt >= 8.0, C(io='native') without a direct cache mode, XML the target's
+            libvirt does not know yet.
+          - Each reason is a finding with status V(blocked) and C(check=upgrade_readiness); each domain in
+            RV(domains) gets C(readiness) (C(target), C(starts), C(reasons)).
+        type: dict
+        suboptions:
+          target:
+            description:
+              - A capability snapshot from M(virtfleet.libvirt.virt_capabilities) (its C(snapshot) result, or the
+                file it wrote read back with C(lookup('file', path) | from_json)).
+              - Omitted or null - the host itself, read live (the situation after a package upgrade, before the
+                guests are restarted).
+            type: dict
+      machine_type:
+        description:
+          - Report-only machine-type hygiene against the target (same O(rules.machine_type.target) as
+            O(rules.upgrade_readiness)) - a machine type the target does not offer (V(blocked)), one its QEMU
+            deprecates (V(skipped), with the type to move to), and one that differs from the rest of its family on
+            this host (V(skipped); the usual type of the family is the most common one). virtfleet never changes a
+            machine type (it changes the guest's virtual hardware).
+        type: dict
+        suboptions:
+          target:
+            description: As O(rules.upgrade_readiness.target).
+            type: dict
   details:
     description:
       - Whether each entry of RV(domains) also carries the rules' per-domain descriptions (C(disks) with effective
@@ -128,6 +162,18 @@ EXAMPLES = r"""
       disk_io: {cache: none, io: native}
       aliases: {device_types: [disk, interface]}
 
+- name: Will every domain start after this host's packages were upgraded (guests not restarted yet)?
+  virtfleet.libvirt.virt_policy:
+    rules:
+      upgrade_readiness: {}
+      machine_type: {}
+  check_mode: true
+  register: readiness
+
+- name: Domains that would not start, with the reasons
+  ansible.builtin.debug:
+    msg: "{{ readiness.domains | rejectattr('readiness.starts') | map(attribute='readiness') | list }}"
+
 - name: Domains someone else changed while the run worked (left alone; rerun to plan from their change)
   ansible.builtin.debug:
     msg: "{{ policy.domains | selectattr('status', 'equalto', 'conflict') | map(attribute='name') | list }}"
@@ -142,11 +188,12 @@ findings:
   description:
     - One entry per deviation (per device and rule), in domain order and, within a domain, in rule order. The
       keys are those of M(virtfleet.libvirt.virt_disk_io_policy) and M(virtfleet.libvirt.virt_device_alias)
-      findings, plus C(check) (V(disk_io) or V(aliases)).
+      findings, plus C(check) (V(disk_io), V(aliases), V(upgrade_readiness) or V(machine_type)).
     - C(status) is V(drift) (check mode), V(fixed) (changed and verified), V(failed), V(pending) (waits for a cold
       boot), V(skipped) (cannot or need not be fixed here; see C(message)), V(conflict) (someone else changed the
       definition after it was read; nothing changed), V(vanished) (undefined meanwhile; nothing changed),
-      V(unknown) (the define was sent when the connection broke) or V(not_attempted).
+      V(unknown) (the define was sent when the connection broke), V(not_attempted) or V(blocked) (the domain would
+      not start on the readiness target, or libvirt here refuses every define of it; nothing changed).
   returned: always
   type: list
   elements: dict
@@ -170,8 +217,8 @@ domains:
       type: bool
     status:
       description:
-        - V(compliant), V(drift), V(fixed), V(pending), V(skipped), V(failed), V(conflict), V(vanished), V(unknown)
-          or V(not_attempted).
+        - V(compliant), V(drift), V(fixed), V(pending), V(skipped), V(failed), V(conflict), V(vanished), V(unknown),
+          V(not_attempted) or V(blocked).
       type: str
     changed:
       description: Whether its definition was (or would be) changed.
@@ -200,6 +247,12 @@ domains:
       type: list
       elements: dict
       returned: when O(details=true) and the aliases rule ran
+    readiness:
+      description:
+        - C(target) (C(<host> libvirt X qemu Y)), C(starts) (bool) and C(reasons) (list of C(code), C(device),
+          C(message)) - whether the domain would start on the target.
+      type: dict
+      returned: when the upgrade_readiness rule ran
 summary:
   description:
     - Counts - C(domains_selected), C(domains_changed), C(findings), C(by_status), C(by_rule), C(pending_restart),
@@ -233,7 +286,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import (
-    alias_options, disk_io_options, finish, fleet_argument_spec, require_libraries, run_rules,
+    alias_options, disk_io_options, finish, fleet_argument_spec, readiness_options, require_libraries, run_rules,
 )
 
 
@@ -242,6 +295,8 @@ def argument_spec():
         rules=dict(type="dict", required=True, options=dict(
             disk_io=dict(type="dict", options=disk_io_options()),
             aliases=dict(type="dict", options=alias_options()),
+            upgrade_readiness=dict(type="dict", options=readiness_options()),
+            machine_type=dict(type="dict", options=readiness_options()),
         )),
         details=dict(type="bool", default=False),
     )

@@ -49,6 +49,7 @@ STATUS_HELP = {
     "conflict": "changed by another tool meanwhile",
     "not_attempted": "run stopped before it",
     "vanished": "undefined meanwhile",
+    "blocked": "would not start on the target",
 }
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 

@@ -22,7 +22,7 @@ from ansible_collections.virtfleet.libvirt.plugins.plugin_utils._report_text imp
     CHECKS, GATING, HOST_STATUSES, STATUSES, counts, domain_status, plural,
 )
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 FINDING_KEYS = ("check", "rule", "status", "pending_restart", "device", "current", "desired", "message")
 UNREACHABLE_ERROR = ("no virtfleet_audit_status: the host was unreachable, or the audit/remediate role did not "
                      "run on it or stopped before publishing its result (see the play output for this host)")
@@ -160,6 +160,9 @@ def host_entry(host, result, status_fact=None):
         if isinstance(raw, Mapping) and raw.get("name"):
             entry = domain(str(raw["name"]), raw.get("uuid"))
             entry["checks"].extend(c for c in check_names if c not in entry["checks"])
+            readiness = raw.get("readiness")
+            if isinstance(readiness, Mapping):
+                entry["readiness"] = _readiness_entry(readiness)
     for name, check in domain_names:
         entry = domain(name)
         if check not in entry["checks"]:
@@ -221,6 +224,16 @@ def host_entry(host, result, status_fact=None):
         },
         "domains": ordered,
     }
+
+
+def _readiness_entry(readiness):
+    """A domain's ``readiness`` (upgrade_readiness rule) as the report keeps it."""
+    reasons = [{"code": str(r.get("code") or "unknown"), "device": dict(r["device"]) if isinstance(r.get("device"), Mapping)
+                else {}, "message": str(r.get("message") or "")}
+               for r in readiness.get("reasons") or () if isinstance(r, Mapping)]
+    target = readiness.get("target")
+    return {"target": None if target is None else str(target), "starts": bool(readiness.get("starts")) and not reasons,
+            "reasons": reasons}
 
 
 class Fleet:

@@ -22,7 +22,8 @@ pytest.importorskip("libvirt")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir))
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")  # made by tests/conftest.py
 SECRET = "s3cr3t-Pw"
-GROUP_MODULES = {"virt_policy", "virt_disk_io_policy", "virt_device_alias", "virt_detach", "virt_domain_info"}
+GROUP_MODULES = {"virt_policy", "virt_disk_io_policy", "virt_device_alias", "virt_detach", "virt_domain_info",
+                 "virt_capabilities"}
 
 PLAYBOOK = """
 - name: Every libvirt module of the collection, connected only through the group's module_defaults
@@ -56,6 +57,9 @@ PLAYBOOK = """
         devices: [{target: hda}]
       check_mode: true
       register: r_detach
+    - name: Capability snapshot
+      virtfleet.libvirt.virt_capabilities: {}
+      register: r_caps
     - name: A connection that fails, with the password in its URI
       virtfleet.libvirt.virt_domain_info:
         uri: "test://user:{{ md_secret }}@/{{ md_dir }}/no-such-node.xml"
@@ -66,7 +70,8 @@ PLAYBOOK = """
         dest: "{{ md_dir }}/results.json"
         content: >-
           {{ {'virt_domain_info': r_info, 'virt_policy': r_policy, 'virt_disk_io_policy': r_io,
-              'virt_device_alias': r_alias, 'virt_detach': r_detach, 'failed': r_failed} | to_json }}
+              'virt_device_alias': r_alias, 'virt_detach': r_detach, 'virt_capabilities': r_caps,
+              'failed': r_failed} | to_json }}
         mode: "0600"
 """
 
@@ -97,6 +102,8 @@ def test_group_module_defaults_reach_every_module_and_the_password_never_shows(t
         assert results[name]["host"]["uri"] == "test://user:********@/default", name
         assert results[name]["host"]["hypervisor"] == "TEST", name
     assert results["virt_policy"]["domains"] and results["virt_disk_io_policy"]["findings"]
+    assert results["virt_capabilities"]["snapshot"]["uri"] == "test://user:********@/default"
+    assert results["virt_capabilities"]["snapshot"]["versions"]["hypervisor"] == "TEST"
 
     assert results["failed"]["failed"] and results["failed"]["msg"]
     # Nowhere: not in a result (ok or failed), not in -vvv output (invocation, module args).

@@ -22,11 +22,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 COLLECTIONS = ROOT / ".build" / "collections"  # made by tests/conftest.py
 ROLES = ROOT / "roles"
-OPTIONS = ["uri", "domains", "exclude", "backup_dir", "enabled", "alias_device_types", "disk_io", "disk_cache"]
+OPTIONS = ["uri", "domains", "exclude", "backup_dir", "enabled", "alias_device_types", "disk_io", "disk_cache",
+           "readiness_target"]
 # The documented name of each option in the audit and remediate roles (None: the role has no such option).
 AUDIT = {"uri": "audit_uri", "domains": "audit_domains", "exclude": "audit_exclude", "backup_dir": None,
          "enabled": "audit_checks", "alias_device_types": "audit_alias_device_types",
-         "disk_io": "audit_disk_io", "disk_cache": "audit_disk_cache"}
+         "disk_io": "audit_disk_io", "disk_cache": "audit_disk_cache", "readiness_target": "audit_readiness_target"}
 REMEDIATE = {k: (v or "audit_backup_dir").replace("audit_", "remediate_") for k, v in AUDIT.items()}
 
 

@@ -61,14 +61,15 @@ def report_keys(report):
 def test_merge_summary_counts_every_host_domain_and_finding():
     report = build()
     assert list(report) == ["schema_version", "generated_at", "title", "summary", "hosts"]
-    assert report["schema_version"] == "1.1" and report["generated_at"] == NOW
+    assert report["schema_version"] == "1.2" and report["generated_at"] == NOW
     s = report["summary"]
     assert s["hosts"] == {"total": 4, "ok": 2, "failed": 1, "unreachable": 1}
     assert s["unreachable_hosts"] == ["hv-par-01"] and s["failed_hosts"] == ["hv-fra-01"]
     assert s["domains"] == {"total": 9, "with_findings": 4, "compliant": 5, "pending_restart": 2}
     assert s["findings"]["total"] == 10
     assert s["findings"]["by_status"] == {"failed": 1, "drift": 5, "pending": 2, "skipped": 1, "fixed": 1,
-                                          "unknown": 0, "conflict": 0, "not_attempted": 0, "vanished": 0}
+                                          "unknown": 0, "conflict": 0, "not_attempted": 0, "vanished": 0,
+                                          "blocked": 0}
     assert s["findings"]["by_check"] == {"aliases": 4, "disk_io": 6}
     assert s["findings"]["by_rule"] == {"alias-mismatch": 1, "alias-missing": 2, "cache-policy": 1,
                                         "io-native-needs-direct-cache": 3, "io-native-not-applicable": 1,
@@ -376,7 +377,8 @@ def test_html_summary_cards_show_the_numbers():
     cards = card_values(text)
     assert cards == {"Hosts": "4", "Unreachable": "1", "Audit failed": "1", "Domains": "9", "Findings": "10",
                      "Restart pending": "5", "failed": "1", "drift": "5", "pending": "2", "skipped": "1",
-                     "fixed": "1", "Rules": "6", "unknown": "0", "conflict": "0", "not_attempted": "0", "vanished": "0"}
+                     "fixed": "1", "Rules": "6", "unknown": "0", "conflict": "0", "not_attempted": "0", "vanished": "0",
+                     "blocked": "0"}
     page = parse_page(text)
     assert "FAIL" in page.all_text and "1 host unreachable: hv-par-01" in page.all_text
     assert "2 ok · 1 failed · 1 unreachable" in page.all_text

@@ -164,10 +164,10 @@ def test_check_mode_reports_every_missing_alias_and_changes_nothing(run, node_ur
     assert result["summary"] == {
         "domains_selected": 4, "domains_changed": 4, "findings": 11,
         "by_status": {"drift": 11, "fixed": 0, "failed": 0, "pending": 0, "skipped": 0, "conflict": 0, "vanished": 0,
-                      "unknown": 0, "not_attempted": 0},
+                      "unknown": 0, "not_attempted": 0, "blocked": 0},
         "by_rule": {"alias-missing": 11}, "pending_restart": 11,
         "by_domain_status": {"compliant": 0, "drift": 4, "fixed": 0, "pending": 0, "skipped": 0, "failed": 0,
-                             "conflict": 0, "vanished": 0, "unknown": 0, "not_attempted": 0}}
+                             "conflict": 0, "vanished": 0, "unknown": 0, "not_attempted": 0, "blocked": 0}}
     assert not os.path.exists(backup_dir)
     # the diff shows the <alias> lines, secrets redacted
     web = [d for d in result["diff"] if d["before_header"].startswith("web01 ")][0]

@@ -1,0 +1,212 @@
+"""Capability snapshots and upgrade readiness on the three generations, predictions checked by real starts.
+
+1. ``virt_capabilities`` runs on every host (Ansible, that host's Python) and writes its snapshot;
+   the snapshot must say what the host is (versions, q35/pc, machine types measured in
+   docs/generations.md rows 6-8).
+2. Domains ``rd-*`` (TCG, no OS) are defined on bullseye - the oldest, which accepts all of them -
+   and ``virt_policy`` with ``upgrade_readiness`` predicts, for each host's snapshot as target,
+   whether each would start there.
+3. Each prediction is checked: the definition libvirt on bullseye holds (``dumpxml --inactive
+   --security-info``) is defined on the target (``--validate``, as the collection defines) and
+   started. Predicted start == real start for every (domain, target); a wrong prediction fails with
+   both sides. The domains are removed again.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from genlib import EXPECTED, HOSTS
+
+SOURCE = "bullseye"
+PREFIX = "rd-"
+VNC_LONG = "<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='elevenchars'/>"
+SPICE = ("<graphics type='spice' autoport='yes' listen='127.0.0.1'/>"
+         "<video><model type='qxl' ram='65536' vram='65536' vgamem='16384' heads='1'/></video>")
+PASST = "<interface type='user'><backend type='passt'/><model type='virtio'/></interface>"
+
+# name: (machine, extra devices); defined on bullseye.
+DOMAINS = {
+    "rd-q35": ("q35", ""),
+    "rd-pc": ("pc", ""),
+    "rd-pc10": ("pc-1.0", ""),
+    "rd-i440fx20": ("pc-i440fx-2.0", ""),
+    "rd-i440fx24": ("pc-i440fx-2.4", ""),
+    "rd-spice": ("q35", SPICE),
+    "rd-vnclong": ("q35", VNC_LONG),
+    "rd-vnc8": ("q35", VNC_LONG.replace("elevenchars", "eightchr")),
+}
+# What the hosts do (docs/generations.md rows 1, 6-8), stated independently of the rule: the domains
+# that do NOT start on each target, with the reason code the rule must give.
+WONT_START = {
+    "bullseye": {},
+    "bookworm": {"rd-pc10": "machine_type_not_offered", "rd-vnclong": "vnc_password_too_long"},
+    "trixie": {"rd-pc10": "machine_type_not_offered", "rd-i440fx20": "machine_type_not_offered",
+               "rd-spice": "device_model_not_offered", "rd-vnclong": "vnc_password_too_long"},
+}
+PLAY = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: snapshot
+      virtfleet.libvirt.virt_capabilities:
+        name: "{{ inventory_hostname }}"
+        dest: /tmp/virtfleet-rd-snapshot.json
+      register: snap
+    - name: keep it on the controller
+      ansible.builtin.copy:
+        content: "{{ snap.snapshot | to_json }}"
+        dest: "%(out)s/{{ inventory_hostname }}.json"
+        mode: "0644"
+      delegate_to: localhost
+"""
+PREDICT = """
+- hosts: %(source)s
+  gather_facts: false
+  tasks:
+    - name: readiness against each snapshot
+      virtfleet.libvirt.virt_policy:
+        domains: %(domains)s
+        rules:
+          upgrade_readiness:
+            target: "{{ lookup('ansible.builtin.file', '%(out)s/' ~ item ~ '.json') | from_json }}"
+          machine_type:
+            target: "{{ lookup('ansible.builtin.file', '%(out)s/' ~ item ~ '.json') | from_json }}"
+      check_mode: true
+      loop: %(hosts)s
+      register: ready
+    - name: the host itself, live (no target)
+      virtfleet.libvirt.virt_policy:
+        domains: %(domains)s
+        rules: {upgrade_readiness: {}}
+      register: live
+    - name: keep the results
+      ansible.builtin.copy:
+        content: "{{ {'targets': ready.results, 'live': live} | to_json }}"
+        dest: "%(out)s/predictions.json"
+        mode: "0644"
+      delegate_to: localhost
+"""
+
+
+def domain_xml(name, machine, extra):
+    return ("<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+            "<os><type arch='x86_64' machine='%s'>hvm</type></os><devices>%s</devices></domain>" % (name, machine, extra))
+
+
+def _clean(gen, host):
+    gen.ssh(host, "for d in $(virsh -q -c qemu:///system list --all --name | grep '^%s'); do "
+                  "virsh -q -c qemu:///system destroy $d >/dev/null 2>&1; "
+                  "virsh -q -c qemu:///system undefine $d >/dev/null 2>&1; done; true" % PREFIX)
+
+
+def _definitions(gen, host):
+    return {name: gen.virsh(host, "dumpxml", "--inactive", name) for name in gen.virsh(host, "list", "--all",
+                                                                                         "--name").split()}
+
+
+@pytest.fixture(scope="module", name="snapshots")
+def _snapshots(gen, tmp_path_factory):
+    out = tmp_path_factory.mktemp("snapshots")
+    play = out / "snap.yml"
+    play.write_text(PLAY % {"out": out})
+    before = {h: _definitions(gen, h) for h in HOSTS}
+    res = gen.playbook(str(play))
+    assert res.ok, str(res)
+    # read-only: every definition on every host is as it was
+    assert {h: _definitions(gen, h) for h in HOSTS} == before
+    return out, {h: json.loads((out / (h + ".json")).read_text()) for h in HOSTS}
+
+
+def test_each_snapshot_says_what_its_host_is(gen, snapshots, versions):
+    _out, snaps = snapshots
+    deprecated = {"bullseye": 0, "bookworm": 4, "trixie": 43}
+    for host in HOSTS:
+        snap = snaps[host]
+        assert snap["virtfleet_snapshot"] == 1
+        assert snap["versions"]["libvirt"].startswith(EXPECTED[host]["libvirt"] + ".")
+        assert snap["versions"]["qemu"].startswith(EXPECTED[host]["qemu"] + ".")
+        x86 = [g for g in snap["guests"] if g["arch"] == "x86_64"][0]
+        qemu = EXPECTED[host]["qemu"]
+        assert x86["aliases"] == {"pc": "pc-i440fx-" + qemu, "q35": "pc-q35-" + qemu}
+        assert len(x86["deprecated"]) == deprecated[host]
+        assert snap["host"] == host
+        # /dev/kvm is bound into the trees (KVM is there; only a nested Linux guest cannot boot on it)
+        assert x86["domain_types"] == ["qemu", "kvm"]
+        # what virsh on the host lists, the snapshot lists
+        listed = gen.virsh(host, "capabilities")
+        for name in x86["machines"]:
+            assert ">%s</machine>" % name in listed, (host, name)
+        # the file written on the host is the same snapshot
+        on_host = json.loads(gen.ssh(host, "cat /tmp/virtfleet-rd-snapshot.json").stdout)
+        assert on_host == snap
+        assert gen.ssh(host, "stat -c %a /tmp/virtfleet-rd-snapshot.json").stdout.strip() == "644"
+        graphics = {d["machine"]: d["devices"]["graphics"]["type"] for d in snap["domain_capabilities"]
+                    if d["arch"] == "x86_64"}
+        assert all(("spice" in types) == (host != "trixie") for types in graphics.values()), (host, graphics)
+
+
+def test_predictions_match_real_starts_on_every_target(gen, snapshots):
+    out, snaps = snapshots
+    for host in HOSTS:
+        _clean(gen, host)
+    try:
+        for name, (machine, extra) in DOMAINS.items():
+            gen.ssh(SOURCE, "virsh -q -c qemu:///system define /dev/stdin >/dev/null",
+                    input_text=domain_xml(name, machine, extra))
+        play = out / "predict.yml"
+        play.write_text(PREDICT % {"out": out, "source": SOURCE, "domains": json.dumps(sorted(DOMAINS)),
+                                   "hosts": json.dumps(list(HOSTS))})
+        res = gen.playbook(str(play), "--limit", SOURCE)
+        assert res.ok, str(res)
+        results = json.loads((out / "predictions.json").read_text())
+        # The source itself, live: everything defined there starts there.
+        live = {d["name"]: d["readiness"] for d in results["live"]["domains"]}
+        assert all(r["starts"] for r in live.values()), live
+        assert all(r["target"].startswith(snaps[SOURCE]["host"]) for r in live.values())
+        predicted = {}
+        for item in results["targets"]:
+            assert item["changed"] is False or item["summary"]["domains_changed"] == 0
+            for d in item["domains"]:
+                predicted[(d["name"], item["item"])] = d["readiness"]
+        actual, wrong = {}, []
+        for target in HOSTS:
+            for name in sorted(DOMAINS):
+                xml = gen.ssh(SOURCE, "virsh -q -c qemu:///system dumpxml --inactive --security-info %s" % name).stdout
+                started = _defines_and_starts(gen, target, name, xml) if target != SOURCE else \
+                    _starts(gen, SOURCE, name)
+                actual[(name, target)] = started
+                want = predicted[(name, target)]
+                if want["starts"] != started[0]:
+                    wrong.append("%s on %s: predicted %s %s, really %s" % (
+                        name, target, want["starts"], [r["code"] for r in want["reasons"]], started))
+                if not want["starts"]:
+                    assert WONT_START[target].get(name) in [r["code"] for r in want["reasons"]], (name, target, want)
+            for name in sorted(DOMAINS):
+                assert predicted[(name, target)]["starts"] == (name not in WONT_START[target]), (
+                    name, target, predicted[(name, target)])
+        assert not wrong, "\n".join(wrong)
+        summary = {k: v[0] for k, v in actual.items()}
+        print(json.dumps({"%s@%s" % k: v for k, v in sorted(summary.items())}, indent=1))
+    finally:
+        for host in HOSTS:
+            _clean(gen, host)
+
+
+def _starts(gen, host, name):
+    res = gen.ssh(host, "virsh -q -c qemu:///system start %s" % name, check=False)
+    gen.ssh(host, "virsh -q -c qemu:///system destroy %s >/dev/null 2>&1; true" % name)
+    return (res.ok, res.stderr.strip()[-300:])
+
+
+def _defines_and_starts(gen, host, name, xml):
+    res = gen.ssh(host, "virsh -q -c qemu:///system define --validate /dev/stdin", check=False, input_text=xml)
+    if not res.ok:
+        return (False, "define: " + res.stderr.strip()[-300:])
+    try:
+        return _starts(gen, host, name)
+    finally:
+        gen.ssh(host, "virsh -q -c qemu:///system undefine %s >/dev/null 2>&1; true" % shlex.quote(name))
