@@ -16,6 +16,7 @@ that talks to libvirt); no libvirt import here.
 from __future__ import annotations
 
 import datetime
+import os
 import re
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _domxml
@@ -164,14 +165,26 @@ def machine_sort_key(name):
 
 # --- taking a snapshot ---------------------------------------------------------------------
 
+# Helper programs libvirt's QEMU driver runs for some devices, looked up in PATH at start (virFindFileInPath);
+# domain capabilities list the backend whether the program is installed or not (measured: passt on Debian 13).
+HELPERS = {"passt": "passt", "swtpm": "swtpm"}
+HELPER_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def find_helpers(path=HELPER_PATH):
+    """{helper: installed} on THIS machine (run where libvirtd runs: the module on the managed host)."""
+    return {name: any(os.access(os.path.join(d, program), os.X_OK) for d in path)
+            for name, program in HELPERS.items()}
+
+
 def _version_text(version):
     return ".".join(str(p) for p in version)
 
 
-def build(caps, domcaps, versions, host, uri, taken_at):
+def build(caps, domcaps, versions, host, uri, taken_at, helpers=None):
     """The snapshot dict from parsed capabilities, parsed domain capabilities and the host's versions."""
     lib, hv_type, hv = versions
-    return {
+    snapshot = {
         KEY: SCHEMA_VERSION,
         "taken_at": taken_at,
         "host": host,
@@ -182,6 +195,9 @@ def build(caps, domcaps, versions, host, uri, taken_at):
         "guests": caps["guests"],
         "domain_capabilities": domcaps,
     }
+    if helpers is not None:
+        snapshot["helpers"] = dict(helpers)
+    return snapshot
 
 
 def queries(caps, arches=None):
@@ -200,10 +216,11 @@ def queries(caps, arches=None):
     return out
 
 
-def take(adapter, arches=None, uri=None, now=None, name=None):
+def take(adapter, arches=None, uri=None, now=None, name=None, helpers=None):
     """A snapshot of the host behind ``adapter`` (read-only: capabilities, domain capabilities, versions).
 
-    ``name`` labels it (``host``); default the host name libvirt reports.
+    ``name`` labels it (``host``); default the host name libvirt reports. ``helpers``: what
+    :func:`find_helpers` found, when the caller runs on the host (a remote URI: leave it None).
     """
     caps = parse_capabilities(adapter.capabilities())
     entries, defaults = {}, set()
@@ -218,7 +235,8 @@ def take(adapter, arches=None, uri=None, now=None, name=None):
         entries.setdefault(key, entry)
     domcaps = [dict(entry, default=key in defaults) for key, entry in entries.items()]
     taken_at = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return build(caps, domcaps, adapter.versions(), name or adapter.hostname(), uri or adapter.uri, taken_at)
+    return build(caps, domcaps, adapter.versions(), name or adapter.hostname(), uri or adapter.uri, taken_at,
+                 helpers)
 
 
 # --- reading a snapshot back ---------------------------------------------------------------
@@ -281,6 +299,7 @@ class Target:
                                               "qemu" if self.hypervisor == "QEMU" else self.hypervisor, self.qemu_text)
         self.guests = snapshot.get("guests") or []
         self.domcaps = snapshot.get("domain_capabilities") or []
+        self.helpers = snapshot.get("helpers") or {}   # {} = not known (an older snapshot, a remote URI)
         self._machines = {}
 
     def guests_for(self, arch, os_type="hvm"):

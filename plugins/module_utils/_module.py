@@ -83,6 +83,11 @@ def finish(module, result):
     module.exit_json(**result)
 
 
+def _local_helpers(uri):
+    """The helper programs of this machine when ``uri`` is a local QEMU daemon (else unknown: None)."""
+    return _capabilities.find_helpers() if uri.startswith("qemu:///") else None
+
+
 def run_rules(module, requested, details):
     """The policy modules' whole run: validate, connect, query the host once, one engine call."""
     params = module.params
@@ -97,7 +102,8 @@ def run_rules(module, requested, details):
         if _rules.needs_live_snapshot(requested):
             # A readiness rule without a target compares with this host as it is now (packages upgraded,
             # guests not yet restarted): its capabilities are read once, read-only.
-            host["snapshot"] = _capabilities.take(adapter, uri=_redact.redact_uri(params["uri"]))
+            host["snapshot"] = _capabilities.take(adapter, uri=_redact.redact_uri(params["uri"]),
+                                                  helpers=_local_helpers(params["uri"]))
         rules = _rules.build(requested, host=host)
         engine = _engine.Engine(
             adapter, rules, check_mode=module.check_mode, diff_mode=module._diff, backup_dir=params["backup_dir"],

@@ -275,11 +275,20 @@ def _check_cpu(root, entry, where):
             "CPU mode %s is %s on %s for %s (supported: %s): use host-model or a custom model the target lists" % (
                 mode, state, where, entry.get("virttype"), _listed(sorted(m for m, ok in modes.items() if ok)))))]
     models = caps.get("models") or {}
-    fallback = cpu.find("model").get("fallback", "allow") if cpu.find("model") is not None else "allow"
-    if mode == "custom" and model and models and model not in models and fallback == "forbid":
+    if mode != "custom" or not model or not models:
+        return []
+    # Measured on QEMU 5.2 / 7.2 / 10.0 (TCG): a model QEMU does not know fails the start whatever the
+    # fallback ("Unknown CPU model"); a known model the target cannot run (usable='no') starts unless
+    # check='full' ("guest CPU doesn't match specification").
+    if model not in models:
         return [_reason("cpu_model_not_offered", dict(dev, model=model), (
-            "CPU model %s (fallback='forbid') is not known to %s: choose a model it lists, or allow fallback" % (
-                model, where)))]
+            "CPU model %s is not known to %s for %s (QEMU refuses to start it): choose a model it lists, or "
+            "host-model" % (model, where, entry.get("virttype"))))]
+    if cpu.get("check") == "full" and models.get(model) == "no":
+        return [_reason("cpu_model_not_usable", dict(dev, model=model), (
+            "CPU model %s with check='full' cannot run on %s (usable='no' for %s: the host lacks some of its "
+            "features): use check='partial' or 'none', another model, or host-model" % (
+                model, where, entry.get("virttype"))))]
     return []
 
 
@@ -288,10 +297,14 @@ def _check_os(root, entry, where):
     os_caps = entry.get("os") or {}
     firmware = root.find("os").get("firmware") if root.find("os") is not None else None
     offered = os_caps.get("firmware")
-    if firmware and offered and firmware not in offered:
+    # An empty firmware enum is "no firmware descriptor found" (measured: efi fails to define or start there).
+    if firmware and offered is not None and firmware not in offered:
         out.append(_reason("firmware_not_offered", {"kind": "os", "path": "/domain/os", "firmware": firmware}, (
             "firmware %s is not offered by %s (offered: %s): install the firmware package there (ovmf for efi)" % (
                 firmware, where, _listed(offered)))))
+    if firmware == "efi" and entry.get("arch") in ("x86_64", "i686") and root.find("features/acpi") is None:
+        out.append(_reason("firmware_needs_acpi", {"kind": "os", "path": "/domain/os", "firmware": firmware}, (
+            "UEFI requires ACPI on %s (libvirt refuses it): add <acpi/> to <features>" % entry.get("arch"))))
     loader = root.find("os/loader")
     types = (os_caps.get("loader") or {}).get("type")
     if loader is not None and loader.get("type") and types and loader.get("type") not in types:
@@ -337,10 +350,32 @@ def _check_features(root, entry, where):
     return out
 
 
+_SPICE_CHARDEVS = ("spicevmc", "spiceport")
+# A spicevmc/spiceport character device without SPICE graphics: accepted by libvirt 7.0, refused at define
+# by 9.0 and 11.3 ("chardev 'spicevmc' not supported without spice graphics"; measured). 7.1-8.x not measured.
+SPICE_CHARDEV_REFUSED_SINCE = (9, 0, 0)
+_HELPER_HINTS = {"passt": "install the passt package on the target", "swtpm": "install swtpm and swtpm-tools on the target"}
+
+
 def _check_libvirt(root, target):
     """What the target's libvirt itself refuses, whatever its QEMU offers."""
     out = []
     where = target.label
+    devices = all_devices(root)
+    has_spice = target.libvirt < SPICE_CHARDEV_REFUSED_SINCE or any(
+        el.tag == "graphics" and el.get("type") == "spice" for _p, el in devices)
+    for path, el in devices:
+        if el.tag in ("redirdev", "channel", "smartcard", "serial", "console") and el.get("type") in _SPICE_CHARDEVS \
+                and not has_spice:
+            out.append(_reason("spice_chardev_without_spice", _ident(el, path), (
+                "%s type %s needs a SPICE graphics device in the domain (libvirt refuses it without): add "
+                "<graphics type='spice'> or remove the %s" % (el.tag, el.get("type"), el.tag))))
+        helper = ("passt" if el.tag == "interface" and _domxml.attr(el, "backend", "type") == "passt" else
+                  "swtpm" if el.tag == "tpm" and _domxml.attr(el, "backend", "type") == "emulator" else None)
+        if helper and target.helpers.get(helper) is False:
+            out.append(_reason("helper_not_installed", _ident(el, path), (
+                "%s needs the %s program, which %s does not have (libvirt looks it up at start): %s" % (
+                    _vocab.device_label(_ident(el, path)), helper, where, _HELPER_HINTS[helper]))))
     if target.libvirt >= VNC_PASSWORD_REFUSED_SINCE and target.hypervisor == "QEMU":
         for path, el, length in long_vnc_passwords(root):
             out.append(_reason("vnc_password_too_long", _ident(el, path), "on %s: %s" % (where, vnc_remedy(length))))

@@ -125,6 +125,12 @@ snapshot:
       description: Per (emulator, arch, machine, virt type) - vcpu_max, os, cpu, memory_backing, devices and features with their enums.
       type: list
       elements: dict
+    helpers:
+      description:
+        - Whether the helper programs libvirt runs for some devices are installed (C(passt), C(swtpm)); domain
+          capabilities list those backends either way. Only when O(uri) is a local V(qemu:///...) daemon.
+      type: dict
+      returned: when O(uri) is local
 dest:
   description: The path the snapshot was written to.
   returned: when O(dest) is set
@@ -180,8 +186,10 @@ def main():
     try:
         adapter = Adapter(params["uri"])
         try:
+            # Helper programs (passt, swtpm) are looked for on this machine only when the daemon is local.
+            helpers = _capabilities.find_helpers() if params["uri"].startswith("qemu:///") else None
             snapshot = _capabilities.take(adapter, arches=params["arches"] or None, uri=_redact.redact_uri(params["uri"]),
-                                          name=params["name"])
+                                          name=params["name"], helpers=helpers)
         finally:
             adapter.close()
         result = {"changed": False, "snapshot": snapshot}

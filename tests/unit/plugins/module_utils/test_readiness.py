@@ -165,11 +165,12 @@ def test_a_bus_the_target_does_not_enumerate_is_refused_with_the_offered_ones(ta
 
 def test_a_setting_older_libvirt_does_not_enumerate_is_not_guessed(targets):
     # Debian 11's libvirt 7.0 reports no <tpm> in domcapabilities: nothing is concluded from it.
-    xml = domain("q35", "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>")
+    xml = domain("q35", "<tpm model='tpm-crb'><backend type='passthrough'/></tpm>")
     assert "tpm" not in snapshot("bullseye")["domain_capabilities"][0]["devices"]
     assert codes(xml, targets["bullseye"]) == []
-    # Debian 12 enumerates only the passthrough backend (swtpm is not installed there).
-    assert codes(xml, targets["bookworm"]) == ["device_model_not_offered"]
+    xml = domain("q35", "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>")
+    # Debian 12 enumerates only the passthrough backend, and swtpm is not installed there.
+    assert codes(xml, targets["bookworm"]) == ["device_model_not_offered", "helper_not_installed"]
 
 
 # --- what libvirt itself refuses ----------------------------------------------------------------------
@@ -187,7 +188,8 @@ def test_a_long_vnc_password_is_refused_from_libvirt_9_on(targets):
 def test_newer_xml_is_named_for_older_targets(targets):
     passt = "<interface type='user'><backend type='passt'/><model type='virtio'/></interface>"
     xml = domain("q35", passt)
-    assert codes(xml, targets["trixie"]) == []
+    # 11.3 knows passt; the passt program is not installed on the Debian 13 host
+    assert codes(xml, targets["trixie"]) == ["helper_not_installed"]
     assert "xml_not_understood" in codes(xml, targets["bookworm"])
     assert "xml_not_understood" in codes(xml, targets["bullseye"])
     queue = domain("q35", "<disk type='file' device='disk'><driver name='qemu' type='raw' queues='1' "
@@ -259,3 +261,62 @@ def test_a_bad_target_is_refused_before_anything_is_read(bad, words):
         _rules.build({"upgrade_readiness": {"target": bad}})
     assert words.lower() in err.value.msg.lower()
     assert "rules.upgrade_readiness.target" in err.value.msg and "virt_capabilities" in err.value.msg
+
+
+# --- measured on the three hosts by tests/generations/test_readiness.py (define + start) ---------------
+
+SKY = "<cpu mode='custom' match='exact'%s><model fallback='%s'>Skylake-Client</model></cpu>"
+
+
+def test_cpu_modes_and_models_as_tcg_runs_them(targets):
+    for host in HOSTS:
+        t = targets[host]
+        assert codes(domain("q35", extra="<cpu mode='host-passthrough'/>"), t) == ["cpu_mode_not_offered"]
+        assert codes(domain("q35", extra="<cpu mode='host-model'/>"), t) == []
+        # Skylake is not usable under TCG: it starts unless check='full' compares the result
+        assert codes(domain("q35", extra=SKY % ("", "forbid")), t) == []
+        assert codes(domain("q35", extra=SKY % (" check='none'", "forbid")), t) == []
+        assert codes(domain("q35", extra=SKY % (" check='full'", "allow")), t) == ["cpu_model_not_usable"]
+        # a model QEMU does not know fails whatever the fallback
+        unknown = "<cpu mode='custom' match='exact'><model fallback='allow'>NoSuchCPU</model></cpu>"
+        assert codes(domain("q35", extra=unknown), t) == ["cpu_model_not_offered"]
+    # libvirt 7.0 has no 'maximum' mode yet
+    assert codes(domain("q35", extra="<cpu mode='maximum'/>"), targets["bullseye"]) == ["cpu_mode_not_offered"]
+    assert codes(domain("q35", extra="<cpu mode='maximum'/>"), targets["bookworm"]) == []
+
+
+def test_efi_needs_a_firmware_and_acpi(targets):
+    efi = domain("q35", extra="<features><acpi/></features>").replace("<os>", "<os firmware='efi'>")
+    for host in HOSTS:
+        # no ovmf in the trees: libvirt's firmware enum is empty
+        assert codes(efi, targets[host]) == ["firmware_not_offered"]
+        assert "ovmf" in reasons(efi, targets[host])[0]["message"]
+    snap = snapshot("bookworm")
+    for entry in snap["domain_capabilities"]:
+        entry["os"]["firmware"] = ["bios", "efi"]
+    with_ovmf = _capabilities.Target(snap)
+    assert codes(efi, with_ovmf) == []
+    assert codes(domain("q35").replace("<os>", "<os firmware='efi'>"), with_ovmf) == ["firmware_needs_acpi"]
+
+
+def test_helper_programs_libvirt_runs_must_be_installed(targets):
+    # domcapabilities list passt (Debian 13) and swtpm backends whether or not the program is there
+    passt = domain("q35", devices="<interface type='user'><backend type='passt'/><model type='virtio'/></interface>")
+    assert snapshot("trixie")["helpers"] == {"passt": False, "swtpm": False}
+    assert codes(passt, targets["trixie"]) == ["helper_not_installed"]
+    assert "install the passt package" in reasons(passt, targets["trixie"])[0]["message"]
+    snap = snapshot("trixie")
+    snap["helpers"]["passt"] = True
+    assert codes(passt, _capabilities.Target(snap)) == []
+    del snap["helpers"]   # an older snapshot, or one taken through a remote URI: not known, not guessed
+    assert codes(passt, _capabilities.Target(snap)) == []
+    tpm = domain("q35", devices="<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>")
+    assert codes(tpm, targets["bullseye"]) == ["helper_not_installed"]
+
+
+def test_spice_character_devices_need_spice_graphics_from_libvirt_9(targets):
+    redir = domain("q35", devices="<redirdev bus='usb' type='spicevmc'/>")
+    assert codes(redir, targets["bullseye"]) == []
+    assert codes(redir, targets["bookworm"]) == ["spice_chardev_without_spice"]
+    assert codes(domain("q35", devices="<graphics type='spice'/><redirdev bus='usb' type='spicevmc'/>"),
+                 targets["bookworm"]) == []
