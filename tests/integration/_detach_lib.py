@@ -17,16 +17,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 import uuid
 
 import libvirt
 
-from _itlib import ROOT, ModuleRun, image_dir, parse, run_module
+from _itlib import ROOT, TARGET, ModuleRun, image_dir, parse, run_module
 
 BUILD_GUEST = os.path.join(ROOT, "scripts", "build-guest.sh")
-GUEST_DIR = os.environ.get("VIRTFLEET_GUEST_DIR", "/var/lib/libvirt/images/virtfleet-guest")
+# On a generation target the guest lives in its shared directory, where QEMU in the tree sees it.
+GUEST_DIR = TARGET.shared_dir("guest", os.environ.get("VIRTFLEET_GUEST_DIR", "/var/lib/libvirt/images/virtfleet-guest"))
 READY = "VIRTFLEET-GUEST-READY"
 DEV_LINE = re.compile(r"VIRTFLEET-DEV t=(?P<t>[0-9.]+) n=(?P<n>\d+) blink=(?P<blink>\d+) disks=(?P<disks>\S*)")
 CMDLINE = "console=ttyS0 panic=-1 quiet"
@@ -40,12 +42,24 @@ class LabError(RuntimeError):
     """The lab (guest build, boot) is not usable; tests report it as a failure."""
 
 
+LAB_GUEST_DIR = os.environ.get("VIRTFLEET_GUEST_DIR", "/var/lib/libvirt/images/virtfleet-guest")
+
+
 def build_guest(out_dir=GUEST_DIR):
-    """(vmlinuz, initrd.img) of the busybox guest, building it first when needed (5-8 s)."""
-    proc = subprocess.run(["bash", BUILD_GUEST, out_dir], capture_output=True, text=True, timeout=900, check=False)
+    """(vmlinuz, initrd.img) of the busybox guest, building it first when needed (5-8 s). A
+    generation target's copy is the machine's guest (built once) copied into its shared dir."""
+    build_dir = LAB_GUEST_DIR if out_dir != LAB_GUEST_DIR and TARGET.is_gen else out_dir
+    proc = subprocess.run(["bash", BUILD_GUEST, build_dir], capture_output=True, text=True, timeout=900, check=False)
     if proc.returncode != 0:
         raise LabError("scripts/build-guest.sh %s failed (rc %d):\n%s%s"
-                       % (out_dir, proc.returncode, proc.stdout, proc.stderr))
+                       % (build_dir, proc.returncode, proc.stdout, proc.stderr))
+    if build_dir != out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        for base in ("vmlinuz", "initrd.img", "BUILD-INFO"):
+            src, dst = os.path.join(build_dir, base), os.path.join(out_dir, base)
+            if os.path.exists(src) and (not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src)):
+                shutil.copy2(src, dst + ".tmp")
+                os.replace(dst + ".tmp", dst)
     return os.path.join(out_dir, "vmlinuz"), os.path.join(out_dir, "initrd.img")
 
 

@@ -15,15 +15,31 @@ from dataclasses import dataclass
 from lxml import etree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if os.path.join(ROOT, "tests") not in sys.path:
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+from _target import current, is_native_io_refusal, refuses_long_vnc_password  # noqa: E402
+
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")  # made by tests/conftest.py
-IMAGES = "/var/lib/libvirt/images/virtfleet-test"
+# VIRTFLEET_TARGET (tests/_target.py): the lab, or one host of the mixed-generation fleet.
+TARGET = current()
+# Disk images: on a generation host in its shared directory (the same path for QEMU in the tree).
+IMAGES = TARGET.shared_dir("images", "/var/lib/libvirt/images/virtfleet-test")
 META_NS = "urn:virtfleet:integration-tests"
-# libvirt 9.0 refuses VNC passwords longer than 8 characters at define and at start
+# libvirt 9.0 and 11.3 refuse VNC passwords longer than 8 characters at define and at start
 # ("VNC password is 9 characters long, only 8 permitted"), so the API-defined fixture uses 8;
-# the 9-character one exists only in a legacy definition loaded from /etc/libvirt/qemu.
+# the 9-character one exists only in a legacy definition loaded from /etc/libvirt/qemu. libvirt
+# 7.0 accepts it (docs/generations.md, row 1): LONG_VNC_REFUSED says which behaviour to expect.
 VNC_PASSWORD = "S3cr3t-p"
 LEGACY_VNC_PASSWORD = "S3cr3t-pw"
-LIBVIRT_NATIVE_ERROR = "io='native' needs either no disk cache or directsync cache mode"
+LONG_VNC_REFUSED = refuses_long_vnc_password(TARGET)
+CONFIG_UNSUPPORTED = 67   # VIR_ERR_CONFIG_UNSUPPORTED
+
+
+def native_io_refused(exc):
+    """True when ``exc`` (a libvirtError) is libvirt's refusal of io='native' on a cached disk:
+    code 67, in the wording of any generation (7.0 says "native I/O needs ...", 9.0+ "io='native'
+    needs ..."; docs/generations.md, row 2)."""
+    return exc.get_error_code() == CONFIG_UNSUPPORTED and is_native_io_refusal(str(exc))
 
 
 @dataclass(frozen=True)
@@ -200,8 +216,9 @@ def run_module(args, workdir, check=False, diff=False, module="virt_disk_io_poli
     path = os.path.join(workdir, "args-%s.json" % uuid.uuid4().hex[:8])
     with open(path, "w", encoding="utf-8") as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
-    proc = subprocess.run([sys.executable, "-m", MODULES + module, path], capture_output=True, text=True,
-                          env=module_env(), cwd=workdir, timeout=timeout, check=False)
+    # On a generation host: that host's /usr/bin/python3 inside its tree (workdir is shared).
+    proc = subprocess.run(TARGET.python_argv(["-m", MODULES + module, path], cwd=workdir), capture_output=True,
+                          text=True, env=TARGET.module_env(module_env()), cwd=workdir, timeout=timeout, check=False)
     try:
         result = json.loads(proc.stdout)
     except ValueError:

@@ -12,6 +12,12 @@
 
 Domain names are ``vf-it-<8 hex>[-suffix]``; tests always name their domains (``domains:``):
 the host may carry domains that are not ours.
+
+Targets (tests/_target.py): ``VIRTFLEET_TARGET=bullseye|bookworm|trixie`` runs the same suite
+against that host of the mixed-generation fleet: the test's connection (``lab.conn``) goes to its
+daemon's socket, the modules run inside its tree with its Python (``lab.uri`` is then the URI the
+modules use there), images and ``tmp_path`` live in its shared directory, legacy files go into
+its ``/etc/libvirt/qemu`` and ``lab.restart()`` restarts its libvirtd.
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ import libvirt
 import pytest
 from lxml import etree
 
-from _itlib import ROOT, Disk, domain_xml, drivers, image_dir, parse, run_module, set_driver
+from _itlib import ROOT, TARGET, Disk, domain_xml, drivers, image_dir, parse, run_module, set_driver
+from _target import TargetError, configure_basetemp
 
 LAB_SCRIPT = os.path.join(ROOT, "scripts", "lab.sh")
 LAB_ENV = "/run/virtfleet-lab.env"
-QEMU_CONFIG_DIR = "/etc/libvirt/qemu"
+QEMU_CONFIG_DIR = TARGET.path("/etc/libvirt/qemu")   # the daemon's own, seen from here
 SECURE_INACTIVE = libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE
 
 # libvirt's default error handler prints every error on stderr; the tests look at exceptions.
@@ -44,8 +51,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     config.addinivalue_line("markers", "integration: needs a real libvirtd/QEMU (started by scripts/lab.sh)")
+    configure_basetemp(config, "integration")
+
+
+def pytest_report_header(config):
+    return "virtfleet target: %s" % TARGET
 
 
 # --- the lab ----------------------------------------------------------------------------------
@@ -72,18 +85,23 @@ def _read_env(path):
 
 
 class Lab:
-    """The running daemon: URI, domain type, a connection that survives daemon restarts."""
+    """The running daemon: URIs, domain type, a connection that survives daemon restarts.
 
-    def __init__(self, uri, domain_type):
+    ``uri`` is what the modules are given (they run on the target host), ``conn_uri`` what the
+    test's own connection uses; on the lab both are qemu:///system."""
+
+    def __init__(self, uri, domain_type, conn_uri=None, target=TARGET):
         self.uri = uri
+        self.conn_uri = conn_uri or uri
         self.domain_type = domain_type
+        self.target = target
         self._conn = None
         self.owned = set()  # names of every domain the suite defined that still exists
 
     @property
     def conn(self):
         if self._conn is None:
-            self._conn = libvirt.open(self.uri)
+            self._conn = libvirt.open(self.conn_uri)
         return self._conn
 
     def drop_connection(self):
@@ -97,7 +115,13 @@ class Lab:
     def restart(self):
         """Restart libvirtd (it reads /etc/libvirt/qemu/*.xml only at start)."""
         self.drop_connection()
-        _lab_sh("restart")
+        if self.target.is_gen:
+            try:
+                self.target.restart_libvirtd()
+            except TargetError as exc:
+                pytest.fail(str(exc), pytrace=False)
+        else:
+            _lab_sh("restart")
 
     def dom(self, name):
         return self.conn.lookupByName(name)
@@ -115,7 +139,21 @@ class Lab:
 
 @pytest.fixture(scope="session", autouse=True)
 def lab():
-    """Start (or find) the lab daemon with scripts/lab.sh. Fails, never skips, when it cannot."""
+    """Start (or find) the lab daemon with scripts/lab.sh. Fails, never skips, when it cannot.
+    On a generation target: that host (generations.sh must have brought it up), prepared."""
+    if TARGET.is_gen:
+        try:
+            TARGET.prepare()
+        except TargetError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        the_lab = Lab(TARGET.module_uri, TARGET.domain_type, conn_uri=TARGET.system_uri)
+        try:
+            the_lab.conn.getLibVersion()
+        except libvirt.libvirtError as exc:
+            pytest.fail("libvirtd of %s does not answer at %s: %s" % (TARGET, the_lab.conn_uri, exc), pytrace=False)
+        yield the_lab
+        the_lab.drop_connection()
+        return
     _lab_sh()
     if not os.path.exists(LAB_ENV):
         pytest.fail("scripts/lab.sh did not write %s" % LAB_ENV, pytrace=False)

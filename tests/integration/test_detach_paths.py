@@ -372,9 +372,9 @@ def test_closing_one_adapter_keeps_events_for_another(lab, doms, backup_dir):
     from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DetachAdapter
     from ansible_collections.virtfleet.libvirt.plugins.module_utils._detach import run_detach
 
-    in_use = DetachAdapter(lab.uri)
+    in_use = DetachAdapter(lab.conn_uri)
     try:
-        DetachAdapter(lab.uri).close()  # someone else in the process is done with theirs
+        DetachAdapter(lab.conn_uri).close()  # someone else in the process is done with theirs
         result = run_detach(in_use, doms.running, [{"alias": "ua-run-e"}], timeout=2, attempts=1,
                             backup_dir=backup_dir)
     finally:

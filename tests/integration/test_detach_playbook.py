@@ -24,7 +24,7 @@ from _detach_lib import (
     new_name,
     reconnecting,
 )
-from _itlib import module_env
+from _itlib import TARGET, module_env
 
 PLAYBOOK = """\
 - name: virt_detach three times
@@ -77,7 +77,7 @@ def test_detach_through_ansible_playbook(lab, domains, tmp_path):
     lab.owned.add(name)
 
     (tmp_path / "inventory.ini").write_text(
-        "[lab]\nlocalhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+        "[lab]\n%s\n" % TARGET.inventory_line())
     (tmp_path / "play.yml").write_text(PLAYBOOK)
     results = tmp_path / "results.json"
     (tmp_path / "vars.json").write_text(json.dumps({

@@ -31,7 +31,7 @@ from lxml import etree
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _diskio
 
-from _itlib import LIBVIRT_NATIVE_ERROR
+from _itlib import TARGET, native_io_refused
 
 KINDS = ("file", "block", "nbd-unix", "nbd-tcp", "dir")
 MODES = (("threads", "writeback"), ("native", "none"), ("io_uring", "none"))
@@ -58,6 +58,9 @@ class Backends:
         self.loop = None
         for name in ("file", "block", "nbd-unix", "nbd-tcp"):
             with open(self.path(name), "wb") as handle:
+                # Data where SeaBIOS reads the boot sector: QEMU 10.0 answers a read of a hole in a
+                # sparse raw file without submitting any I/O, so Linux AIO / io_uring would never be set up.
+                handle.write(b"\xa5" * 65536)
                 handle.truncate(16 * 1024 * 1024)
         os.makedirs(os.path.join(root, "dir"), exist_ok=True)
         self.socket = os.path.join(root, "nbd.sock")
@@ -130,6 +133,18 @@ def qmp(dom, command, **arguments):
     return json.loads(libvirt_qemu.qemuMonitorCommand(dom, json.dumps(msg), 0))
 
 
+def wait_first_read(dom, timeout=20.0):
+    """Seconds until the domain's disk served its first read (QMP query-blockstats); fails after ``timeout``."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        stats = qmp(dom, "query-blockstats")["return"]
+        if sum(s.get("stats", {}).get("rd_operations", 0) for s in stats) > 0:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    pytest.fail("the disk of %s served no read within %.0f s (SeaBIOS reads the boot sector)" % (dom.name(), timeout),
+                pytrace=False)
+
+
 def storage_blockdev(pid):
     """The -blockdev JSON objects of the storage (protocol) nodes on the process's command line."""
     with open("/proc/%d/cmdline" % pid, "rb") as handle:
@@ -152,7 +167,7 @@ def aio_evidence(pid):
 
 
 def qemu_pid(name):
-    with open("/run/libvirt/qemu/%s.pid" % name, encoding="utf-8") as handle:
+    with open(TARGET.path("/run/libvirt/qemu/%s.pid" % name), encoding="utf-8") as handle:
         return int(handle.read().strip())
 
 
@@ -177,6 +192,10 @@ def measured(lab, backends):
             dom = lab.conn.createXML(domain_xml(name, lab.domain_type, [xml]), 0)
             try:
                 pid = qemu_pid(name)
+                # The evidence is read after the disk's first request (SeaBIOS reads the boot sector):
+                # QEMU 10.0 sets Linux AIO / io_uring up at the first submitted request, not at open
+                # as 5.2 and 7.2 do (docs/generations.md), so right after the start it is not there yet.
+                first_read = wait_first_read(dom)
                 nodes = qmp(dom, "query-named-block-nodes", flat=True)["return"]
                 storage = [n for n in nodes if n["node-name"].endswith("-storage")]
                 out[(kind, io)] = {
@@ -184,6 +203,7 @@ def measured(lab, backends):
                     "blockdev": storage_blockdev(pid),
                     "qmp_storage": storage,
                     "process": aio_evidence(pid),
+                    "first_read": first_read,
                 }
             finally:
                 dom.destroy()
@@ -268,7 +288,7 @@ def test_libvirt_refuses_native_with_writeback_on_disks_where_qemu_ignores_io(la
     with pytest.raises(libvirt.libvirtError) as err:
         lab.conn.createXML(xml, 0)
     assert err.value.get_error_code() == libvirt.VIR_ERR_CONFIG_UNSUPPORTED
-    assert LIBVIRT_NATIVE_ERROR in str(err.value)
+    assert native_io_refused(err.value), str(err.value)
     assert name not in [d.name() for d in lab.conn.listAllDomains()]
 
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 
-from _itlib import VNC_PASSWORD, Disk, drivers, module_env, parse
+from _itlib import TARGET, VNC_PASSWORD, Disk, drivers, module_env, parse
 
 PLAYBOOK = """\
 - name: Disk I/O policy, three times
@@ -55,7 +55,7 @@ def test_playbook_check_fix_idempotent(lab, domains, tmp_path):
     name = domains.define([Disk("vda", "virtio", "none", "native"), Disk("sda", "scsi", "none", "native")],
                           suffix="play", vnc_passwd=VNC_PASSWORD)
     (tmp_path / "inventory.ini").write_text(
-        "[lab]\nlocalhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+        "[lab]\n%s\n" % TARGET.inventory_line())
     (tmp_path / "play.yml").write_text(PLAYBOOK)
     results = tmp_path / "results.json"
     (tmp_path / "vars.json").write_text(json.dumps({
