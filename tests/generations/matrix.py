@@ -369,8 +369,8 @@ def format_matrix(result):
     rows = ["%-22s %14s %14s %14s %14s" % ("source -> target", "pred starts", "pred starts", "pred won't", "pred won't"),
             "%-22s %14s %14s %14s %14s" % ("", "& started", "& FAILED", "& STARTED", "& failed")]
     for pair, c in list(result["pairs"].items()) + [("total", result["total"])]:
-        rows.append("%-22s %14d %14d %14d %14d" % (pair, c["starts/started"], c["starts/failed"], c["wont/started"],
-                                                  c["wont/failed"]))
+        counts = (c["starts/started"], c["starts/failed"], c["wont/started"], c["wont/failed"])
+        rows.append("%-22s %14d %14d %14d %14d" % ((pair,) + counts))
     rows.append("misses: %d; admitted per source: %s; times: %s" % (
         len(result["misses"]), result["admitted"], {k: round(v, 1) for k, v in result["times_s"].items()}))
     return "\n".join(rows)

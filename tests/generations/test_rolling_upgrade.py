@@ -72,7 +72,7 @@ class Rollout:
     def ssh(self, host, cmd, check=True):
         # The shared hosts' libvirtd is restarted now and then by other suites (restart-libvirt): a
         # command that could not connect is retried for up to 30 s.
-        for _ in range(30):
+        for _attempt in range(30):
             res = self._ssh(host, cmd)
             if res.ok or "failed to connect to the hypervisor" not in res.stderr:
                 break
