@@ -74,9 +74,20 @@ def _run(cmd, timeout=300, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, **kw)
 
 
-def _mounted(path):
+def _mount_tags(path):
+    """The propagation tags (``shared:N``, ``master:N``) of the topmost mount at ``path``; None when
+    nothing is mounted there."""
+    tags = None
     with open("/proc/self/mountinfo", encoding="utf-8") as handle:
-        return any(line.split()[4] == path for line in handle)
+        for line in handle:
+            fields = line.split()
+            if fields[4] == path:
+                tags = fields[6:fields.index("-")]
+    return tags
+
+
+def _mounted(path):
+    return _mount_tags(path) is not None
 
 
 @dataclass(frozen=True)
@@ -148,14 +159,32 @@ class Target:
                               % (self.name, "; ".join(problems), GEN_SETUP, res.stderr))
         os.makedirs(self.shared, mode=0o755, exist_ok=True)
         os.chmod(self.shared, 0o755)
-        inside = self.tree + self.shared
-        if not _mounted(inside):
-            os.makedirs(inside, exist_ok=True)
-            res = _run(["mount", "--bind", self.shared, inside], 60)
-            if res.returncode:
-                raise TargetError("mount --bind %s %s failed: %s" % (self.shared, inside, res.stderr))
+        self._mount_shared()
         self._sync_pylib(plugins or os.path.join(ROOT, "plugins"))
         return self
+
+    def _mount_shared(self):
+        """``shared`` bind-mounted into the tree at the same path, as a slave of the machine's side,
+        so that what a test mounts under it here (a full or read-only tmpfs) is also there inside."""
+        def run(*argv):
+            res = _run(["mount", *argv], 60)
+            if res.returncode:
+                raise TargetError("mount %s failed: %s" % (" ".join(argv), res.stderr.strip()))
+
+        tags = _mount_tags(self.shared)
+        if tags is None or not any(t.startswith("shared:") for t in tags):
+            if tags is None:
+                run("--bind", self.shared, self.shared)
+            run("--make-shared", self.shared)
+        inside = self.tree + self.shared
+        tags = _mount_tags(inside)
+        if tags is not None and not any(t.startswith("master:") for t in tags):
+            _run(["umount", inside], 60)   # a private bind (made before S was shared): make it again
+            tags = _mount_tags(inside)
+        if tags is None:
+            os.makedirs(inside, exist_ok=True)
+            run("--bind", self.shared, inside)
+            run("--make-slave", inside)
 
     def problems(self):
         """What keeps the generation host from being used (empty when it is up): its tree mounted,

@@ -24,13 +24,14 @@ if _INTEGRATION not in sys.path:  # reuse the integration suite's helpers (modul
     sys.path.insert(0, _INTEGRATION)
 
 from _detach_lib import Console, LabError, build_guest, detach_domain_xml, disk_xml  # noqa: E402
-from _itlib import MODULES, ROOT, ModuleRun, module_env, parse, run_module  # noqa: E402
+from _itlib import MODULES, ROOT, TARGET, ModuleRun, module_env, parse, run_module  # noqa: E402
 
 FAULTD = os.path.join(ROOT, "scripts", "faultd.sh")
 PREFIX = "vff-"
 # One pytest session at a time owns the fault daemon: tests kill it, which would break another
-# session's tests on it. A second session waits for this lock.
-SESSION_LOCK = "/run/virtfleet-faultd-tests.lock"
+# session's tests on it. A second session waits for this lock. Each target has its own daemon
+# (VIRTFLEET_TARGET, tests/_target.py), hence its own lock.
+SESSION_LOCK = "/run/virtfleet-faultd-tests%s.lock" % ("-" + TARGET.name if TARGET.is_gen else "")
 LOCK_WAIT = 1800.0
 LIVE_AND_CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
 
@@ -42,7 +43,9 @@ class FaultdError(RuntimeError):
 
 
 def faultd_sh(*args, timeout=300):
-    proc = subprocess.run(["bash", FAULTD, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    env = dict(os.environ, VIRTFLEET_TARGET=TARGET.name)
+    proc = subprocess.run(["bash", FAULTD, *args], capture_output=True, text=True, timeout=timeout, check=False,
+                          env=env)
     if proc.returncode != 0:
         raise FaultdError("scripts/faultd.sh %s failed (rc %d):\nstdout:\n%s\nstderr:\n%s"
                           % (" ".join(args), proc.returncode, proc.stdout, proc.stderr))
@@ -82,18 +85,36 @@ class SessionLock:
             self._fd = None
 
 
+def _passwd_entry(path, user):
+    """(uid, gid, home) of ``user`` in the passwd file ``path`` (a generation tree's own)."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.rstrip("\n").split(":")
+            if fields[0] == user:
+                return int(fields[2]), int(fields[3]), fields[5]
+    raise FaultdError("no user %s in %s: run scripts/faultd.sh up" % (user, path))
+
+
 class FaultDaemon:
     """The session libvirtd of user vffault (scripts/faultd.sh), seen from root. See conftest.py."""
 
     domain_type = "qemu"  # TCG: a Linux guest never boots under this machine's nested KVM
     prefix = PREFIX
 
-    def __init__(self):
-        self.uri = faultd_sh("uri").stdout.strip()
+    def __init__(self, target=TARGET):
+        self.target = target
+        self.uri = faultd_sh("uri").stdout.strip()          # the test's own connection
+        self.module_uri = faultd_sh("module-uri").stdout.strip()   # what a module on the host uses
         self.user = "vffault"
-        pw = pwd.getpwnam(self.user)
-        self.uid, self.gid, self.home = pw.pw_uid, pw.pw_gid, pw.pw_dir
-        self.images = os.path.join(self.home, "images")
+        if target.is_gen:   # the user of the generation's tree; images in its shared directory
+            self.uid, self.gid, home = _passwd_entry(target.path("/etc/passwd"), self.user)
+            self.home = target.path(home)
+            self.images = os.path.join(target.shared, "faults-images")
+            os.makedirs(self.images, mode=0o755, exist_ok=True)
+        else:
+            pw = pwd.getpwnam(self.user)
+            self.uid, self.gid, self.home = pw.pw_uid, pw.pw_gid, pw.pw_dir
+            self.images = os.path.join(self.home, "images")
         self.names = []   # domains defined through define(), for cleanup
         self._conn = None
 
@@ -300,8 +321,10 @@ class ModuleProcess:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check, _ansible_diff=False)}, handle)
         self.module, self.result_class, self.started = module, result_class, time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", MODULES + module, path], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=module_env(), cwd=workdir)
+        # On a generation target: that host's Python inside its tree (workdir is shared).
+        self.proc = subprocess.Popen(TARGET.python_argv(["-m", MODULES + module, path], cwd=workdir),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=TARGET.module_env(module_env()), cwd=workdir)
         self.seconds = None
 
     def running(self):

@@ -8,6 +8,12 @@ reached from root through its socket::
 It is never qemu:///system, which other suites use at the same time. QEMU guests survive a kill of
 libvirtd; the restarted daemon reconnects to them (start ~0.1-0.2 s, first start ever ~4 s).
 
+``VIRTFLEET_TARGET=bullseye|bookworm|trixie`` (tests/_target.py): the same user and session daemon
+inside that generation's tree (that release's libvirtd); ``.uri`` is then the socket seen from
+here, ``.module_uri`` the same socket as a module on that host sees it (the default ``uri`` of
+``run_fault_module``), images live in the target's shared directory and modules run with the
+host's own Python. The in-process engine tests use ``.uri`` with the test's own bindings.
+
 Needs root (tests are SKIPPED with that reason otherwise). If scripts/faultd.sh cannot bring the
 daemon up, the tests FAIL (never skip silently). Do not run with pytest-xdist.
 
@@ -63,12 +69,20 @@ import os
 import pytest
 
 from _faultlib import FaultDaemon, FaultdError, LabError, ModuleProcess, SessionLock, boot_guest, faultd_sh, run_module
+from _itlib import TARGET
+from _target import TargetError, configure_basetemp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     config.addinivalue_line("markers", "faults: kills/restarts a dedicated libvirtd (scripts/faultd.sh; root)")
+    configure_basetemp(config, "faults")
+
+
+def pytest_report_header(config):
+    return "virtfleet target: %s" % TARGET
 
 
 def pytest_collection_modifyitems(config, items):
@@ -85,10 +99,11 @@ def faultd():
     lock = SessionLock()
     try:
         lock.acquire()
+        TARGET.prepare()
         faultd_sh("up", timeout=900)
         daemon = FaultDaemon()
         daemon.cleanup()  # stale vff- domains of an earlier, interrupted session
-    except (FaultdError, OSError) as exc:
+    except (FaultdError, TargetError, OSError) as exc:
         lock.release()
         pytest.fail(str(exc), pytrace=False)
     try:
@@ -124,7 +139,7 @@ def fault_guest(faultd):
 def run_fault_module(faultd, tmp_path):
     def _run(module, args, check=False, timeout=600):
         args = dict(args)
-        args.setdefault("uri", faultd.uri)
+        args.setdefault("uri", faultd.module_uri)
         return run_module(args, str(tmp_path / "work"), check=check, module=module, timeout=timeout)
     return _run
 
@@ -133,6 +148,6 @@ def run_fault_module(faultd, tmp_path):
 def start_fault_module(faultd, tmp_path):
     def _start(module, args, check=False):
         args = dict(args)
-        args.setdefault("uri", faultd.uri)
+        args.setdefault("uri", faultd.module_uri)
         return ModuleProcess(module, args, str(tmp_path / "work"), check=check)
     return _start
