@@ -242,9 +242,8 @@ def _check_domcaps(root, entry, where):
             if value is None or not allowed or value in allowed:
                 continue
             hint = _PACKAGE_HINTS.get((el.tag, value)) or "change it to one the target offers (%s)" % _listed(allowed)
-            out.append(_reason("%s_not_offered" % ("device_model" if what in ("model", "type", "device", "driver",
-                                                                                 "backend", "backend version")
-                                                   else what), _ident(el, path), (
+            code = "bus_not_offered" if what == "bus" else "device_model_not_offered"
+            out.append(_reason(code, _ident(el, path), (
                 "%s %s %s is not offered by %s (offered: %s): %s" % (
                     el.tag, what, value, where, _listed(allowed), hint))))
         if el.tag == "redirdev" and el.get("type") == "spicevmc":
@@ -314,8 +313,8 @@ def _check_os(root, entry, where):
     kinds = (entry.get("memory_backing") or {}).get("sourceType")
     if source is not None and source.get("type") and kinds and source.get("type") not in kinds:
         out.append(_reason("memory_backing_not_offered", {"kind": "memoryBacking", "path": "/domain/memoryBacking"}, (
-            "memory backing source %s is not offered by %s (offered: %s)" % (source.get("type"), where,
-                                                                            _listed(kinds)))))
+            "memory backing source %s is not offered by %s (offered: %s)" % (
+                source.get("type"), where, _listed(kinds)))))
     return out
 
 

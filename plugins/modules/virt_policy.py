@@ -11,8 +11,9 @@ short_description: Audit or enforce every virtfleet rule on every domain of a ho
 version_added: 0.2.0
 description:
   - Runs every requested rule (O(rules.disk_io), O(rules.aliases), O(rules.upgrade_readiness),
-    O(rules.machine_type)) over every selected domain of one host in one call. Each domain is read once; all its rules' changes are applied together in one backup, one define and
-    one verification, so a host with 1,000 domains that all need both fixes sees exactly 1,000 defines.
+    O(rules.machine_type)) over every selected domain of one host in one call. Each domain is read once; all
+    its rules' changes are applied together in one backup, one define and one verification, so a host with
+    1,000 domains that all need both fixes sees exactly 1,000 defines.
   - Rule order is the engine's business - a legacy C(io='native') + writeback domain is refused by libvirt on any
     redefine until its io is fixed, and here the alias change travels in the same define as the io fix.
   - M(virtfleet.libvirt.virt_disk_io_policy) and M(virtfleet.libvirt.virt_device_alias) are the single-rule entry

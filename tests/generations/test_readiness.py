@@ -228,8 +228,8 @@ def _defines_and_starts(gen, host, name, xml):
 def _probe_xml(name, machine="q35", devices="", vtype="qemu", extra="", vcpu=1, firmware=None):
     os_open = "<os firmware='%s'>" % firmware if firmware else "<os>"
     return ("<domain type='%s'><name>%s</name><memory unit='MiB'>64</memory><vcpu>%d</vcpu>%s<type arch='x86_64' "
-            "machine='%s'>hvm</type></os>%s<devices>%s</devices></domain>" % (vtype, name, vcpu, os_open, machine,
-                                                                            extra, devices))
+            "machine='%s'>hvm</type></os>%s<devices>%s</devices></domain>" % (
+                vtype, name, vcpu, os_open, machine, extra, devices))
 
 
 SKYLAKE = "<cpu mode='custom' match='exact'%s><model fallback='%s'>Skylake-Client</model></cpu>"

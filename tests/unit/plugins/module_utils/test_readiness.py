@@ -217,8 +217,8 @@ def test_deprecated_machine_types_get_advice_with_the_type_to_move_to(targets):
 
 
 def test_a_domain_older_than_the_rest_of_its_family_is_named():
-    norms = _readiness.group_norms([("x86_64", "pc-q35-7.2")] * 3 + [("x86_64", "pc-q35-5.2"),
-                                                                      ("x86_64", "pc-i440fx-7.2")])
+    norms = _readiness.group_norms([("x86_64", "pc-q35-7.2")] * 3 + [("x86_64", "pc-q35-5.2")] +
+                                   [("x86_64", "pc-i440fx-7.2")])
     assert norms[("x86_64", "pc-q35")] == ("pc-q35-7.2", 3, 4)
     target = _capabilities.Target(snapshot("bookworm"))
     old = _readiness.check_machine_type(_domxml.parse(domain("pc-q35-5.2")), target, norms)

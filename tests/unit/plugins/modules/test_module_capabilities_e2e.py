@@ -86,8 +86,8 @@ def test_readiness_against_the_host_itself_reads_it_live(uri, tmp_path):
     result = run_module("virt_policy", tmp_path, check_mode=True, uri=uri, rules={"upgrade_readiness": {}})
     readiness = result["domains"][0]["readiness"]
     # the test driver's own capabilities: an i686 'test' guest only, so an x86_64 domain is named as such
-    assert readiness["target"].endswith("libvirt %s TEST %s" % (result["host"]["libvirt_version"],
-                                                                  result["host"]["hypervisor_version"]))
+    host = result["host"]
+    assert readiness["target"].endswith("libvirt %s TEST %s" % (host["libvirt_version"], host["hypervisor_version"]))
     assert [r["code"] for r in readiness["reasons"]] == ["arch_not_offered"]
     assert "x86_64" in readiness["reasons"][0]["message"] and "i686" in readiness["reasons"][0]["message"]
 
