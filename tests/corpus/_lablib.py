@@ -28,6 +28,7 @@ libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 def corpus_dir():
     """Run scripts/corpus.sh (instant when the corpus is there); its directory."""
+    # VIRTFLEET_TARGET is inherited: on a generation host corpus.sh takes that host's libvirt version.
     proc = subprocess.run(["bash", CORPUS_SCRIPT], capture_output=True, text=True, timeout=900, check=False)
     if proc.returncode != 0:
         raise RuntimeError("scripts/corpus.sh failed (rc %d):\n%s" % (proc.returncode, proc.stderr))

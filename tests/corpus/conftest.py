@@ -48,6 +48,15 @@ import libvirt  # noqa: E402
 import _corpuslib as cl  # noqa: E402
 import _lablib  # noqa: E402
 
+if os.path.join(cl.ROOT, "tests") not in sys.path:
+    sys.path.insert(0, os.path.join(cl.ROOT, "tests"))
+from _target import TargetError, configure_basetemp, current  # noqa: E402
+
+# VIRTFLEET_TARGET (tests/_target.py): the lab, or a host of the mixed-generation fleet, whose own
+# release's corpus (scripts/corpus.sh reads the version from the host's dpkg database) is defined
+# on its own daemon, with the modules run by its own Python.
+TARGET = current()
+
 LAB_SCRIPT = os.path.join(cl.ROOT, "scripts", "lab.sh")
 LAB_ENV = "/run/virtfleet-lab.env"
 # VIRTFLEET_CORPUS_COLLECTION: another collections root (scripts/corpus.sh --snapshot REV makes one).
@@ -115,8 +124,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.corpus)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     config.addinivalue_line("markers", "corpus: libvirt's test-suite XML through the modules on a real libvirtd")
+    configure_basetemp(config, "corpus")
+
+
+def pytest_report_header(config):
+    return "virtfleet target: %s" % TARGET
 
 
 # --- the lab ----------------------------------------------------------------------------------
@@ -133,6 +148,13 @@ def _read_env(path):
 
 @pytest.fixture(scope="session")
 def lab_uri():
+    """The URI the modules use (on the target host); ``conn`` is the test's own connection."""
+    if TARGET.is_gen:
+        try:
+            TARGET.prepare(plugins=os.path.join(COLLECTIONS, "ansible_collections", "virtfleet", "libvirt", "plugins"))
+        except TargetError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        return TARGET.module_uri
     proc = subprocess.run(["bash", LAB_SCRIPT], capture_output=True, text=True, timeout=1200, check=False)
     if proc.returncode != 0:
         pytest.fail("scripts/lab.sh failed (rc %d): the corpus test needs a running libvirtd.\n%s"
@@ -143,7 +165,7 @@ def lab_uri():
 
 @pytest.fixture(scope="session")
 def conn(lab_uri):
-    c = libvirt.open(lab_uri)
+    c = libvirt.open(TARGET.system_uri if TARGET.is_gen else lab_uri)
     yield c
     try:
         c.close()
@@ -185,8 +207,9 @@ def run_module(module, args, workdir, check=False, diff=True):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (COLLECTIONS, env.get("PYTHONPATH")) if p)
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", MODULES + module, path], capture_output=True, text=True,
-                          env=env, cwd=workdir, timeout=1800, check=False)
+    # On a generation target: that host's Python inside its tree (workdir is in its shared dir).
+    proc = subprocess.run(TARGET.python_argv(["-m", MODULES + module, path], cwd=workdir), capture_output=True,
+                          text=True, env=TARGET.module_env(env), cwd=workdir, timeout=1800, check=False)
     try:
         result = json.loads(proc.stdout)
     except ValueError:
@@ -294,7 +317,7 @@ def corpus_run(conn, lab_uri):
     corpus = CorpusRun(directory, files)
     definer = _lablib.Definer(conn)
     start = time.monotonic()
-    workdir = tempfile.mkdtemp(prefix="vfcorpus-")
+    workdir = tempfile.mkdtemp(prefix="vfcorpus-", dir=TARGET.shared)
     run = {"uri": lab_uri, "corpus": corpus}
     try:
         for filename in files:
