@@ -22,6 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 COLLECTIONS = ROOT / ".build" / "collections"  # made by tests/conftest.py
 ROLES = ROOT / "roles"
+SNAPSHOTS = ROOT / "tests" / "unit" / "plugins" / "module_utils" / "data" / "snapshots"
 OPTIONS = ["uri", "domains", "exclude", "backup_dir", "enabled", "alias_device_types", "disk_io", "disk_cache",
            "readiness_target"]
 # The documented name of each option in the audit and remediate roles (None: the role has no such option).
@@ -91,6 +92,7 @@ PLAY = """
         content: >-
           {{{{ {{'status': virtfleet_audit_status, 'rules': virtfleet_audit_result.rules,
                 'domains': virtfleet_audit_result.domains | map(attribute='name') | list,
+                'entries': virtfleet_audit_result.domains,
                 'findings': virtfleet_audit_result.findings}} | to_json }}}}
         mode: "0600"
       check_mode: false
@@ -119,6 +121,10 @@ def _scenarios(tmp):
     # The role's name wins over the host variable, checks_<option> over both.
     runs["order1"] = ("audit", {"audit_exclude": "x-*"}, {"virtfleet_exclude": "te*"}, True)
     runs["order2"] = ("audit", {"audit_exclude": "x-*", "checks_exclude": ["te*"]}, {}, True)
+    # The report-only checks: against a snapshot file on the controller, and against the host itself.
+    runs["readiness-file"] = ("audit", {"audit_checks": ["upgrade_readiness", "machine_type"],
+                                        "audit_readiness_target": str(tmp / "trixie.json")}, {}, True)
+    runs["readiness-live"] = ("remediate", {"remediate_checks": "upgrade_readiness"}, {}, False)
     return runs
 
 
@@ -126,6 +132,7 @@ def _scenarios(tmp):
 def results(tmp_path_factory):
     pytest.importorskip("libvirt")
     tmp = tmp_path_factory.mktemp("role-options")
+    (tmp / "trixie.json").write_text((SNAPSHOTS / "trixie.json").read_text())
     groups = {"check_mode": {}, "real_run": {}}
     for name, (role, role_vars, host_vars, check) in _scenarios(tmp).items():
         # The role's variables are host variables here (one play for all scenarios); they keep the
@@ -184,3 +191,17 @@ def test_text_lists_and_order(results):
     assert list(results["text2"]["status"]["checks"]) == ["aliases", "disk_io"]
     assert results["order1"]["domains"] == ["test"]
     assert results["order2"]["domains"] == []
+
+
+def test_the_readiness_checks_take_a_snapshot_file_or_the_host_itself(results):
+    from_file = results["readiness-file"]
+    assert from_file["rules"] == ["upgrade_readiness", "machine_type"]
+    readiness = from_file["entries"][0]["readiness"]
+    assert readiness["target"] == "trixie libvirt 11.3.0 qemu 10.0.13" and readiness["starts"] is False
+    assert {f["check"] for f in from_file["findings"]} == {"upgrade_readiness"}
+    assert {f["status"] for f in from_file["findings"]} == {"blocked"}
+    # live, in a real remediate run: the test driver's own capabilities, and nothing is changed
+    live = results["readiness-live"]
+    assert live["rules"] == ["upgrade_readiness"] and live["status"]["check_mode"] is False
+    assert " TEST " in live["entries"][0]["readiness"]["target"]
+    assert live["entries"][0]["changed"] is False
