@@ -293,3 +293,59 @@ def test_predictions_of_definitions_a_host_may_refuse_match_real_defines_and_sta
     # the table is not one-sided: both outcomes occur on every host
     for host, rows in results.items():
         assert {started for _n, _p, started, _w in rows} == {True, False}, host
+
+
+VNC_PLAY = """
+- hosts: %(host)s
+  gather_facts: false
+  tasks:
+    - name: check mode, then for real, with the host itself as the readiness target
+      virtfleet.libvirt.virt_policy:
+        domains: [rd-vnclegacy]
+        backup_dir: /var/lib/virtfleet-backups-rd
+        rules: {aliases: {}, upgrade_readiness: {}}
+      check_mode: "{{ item }}"
+      loop: [true, false]
+      register: runs
+    - name: keep the results
+      ansible.builtin.copy:
+        content: "{{ runs.results | to_json }}"
+        dest: "%(out)s/vnc-%(host)s.json"
+        mode: "0644"
+      delegate_to: localhost
+"""
+
+
+@pytest.mark.parametrize("host", ["bookworm"])
+def test_a_long_vnc_password_is_blocked_in_both_modes_and_nothing_is_sent(gen, tmp_path, host):
+    """libvirt >= 9.0 refuses every define of it (docs/generations.md row 1): check mode says what the real run
+    does, and the real run sends no define. The definition exists only as a file loaded at daemon start."""
+    name = "rd-vnclegacy"
+    xml = domain_xml(name, "q35", VNC_LONG.replace("elevenchars", "eightchr") +
+                     "<interface type='user'><model type='virtio'/></interface>")
+    _clean(gen, host)
+    try:
+        gen.ssh(host, "virsh -q -c qemu:///system define /dev/stdin >/dev/null && sed -i "
+                      "\"s/passwd='eightchr'/passwd='elevenchars'/\" /etc/libvirt/qemu/%s.xml" % name, input_text=xml)
+        res = gen.sh("restart-libvirt", host, timeout=120)
+        assert res.ok, str(res)
+        before = gen.virsh(host, "dumpxml", "--inactive", "--security-info", name)
+        assert "passwd='elevenchars'" in before
+        play = tmp_path / "vnc.yml"
+        play.write_text(VNC_PLAY % {"host": host, "out": tmp_path})
+        res = gen.playbook(str(play), "--limit", host)
+        assert res.ok, str(res)
+        checked, real = json.loads((tmp_path / ("vnc-%s.json" % host)).read_text())
+        for run in (checked, real):
+            dom = run["domains"][0]
+            assert dom["status"] == "blocked" and dom["changed"] is False and dom["backup"] is None, dom
+            assert "at most 8 characters" in dom["error"] and "elevenchars" not in json.dumps(run)
+            assert [r["code"] for r in dom["readiness"]["reasons"]] == ["vnc_password_too_long"]
+        assert [(f["rule"], f["status"]) for f in checked["findings"]] == \
+            [(f["rule"], f["status"]) for f in real["findings"]]
+        assert gen.virsh(host, "dumpxml", "--inactive", "--security-info", name) == before   # nothing was sent
+        # and the prediction "does not start" is what libvirt does
+        started = gen.ssh(host, "virsh -q -c qemu:///system start %s" % name, check=False)
+        assert not started.ok and "only 8 permitted" in started.stderr, str(started)
+    finally:
+        _clean(gen, host)
