@@ -17,8 +17,8 @@ from ansible_collections.virtfleet.libvirt.plugins.filter import fleet_report as
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir, os.pardir))
 SCHEMA_PATH = os.path.join(ROOT, "roles", "report", "files", "report.schema.json")
 TARGET = "trixie libvirt 11.3.0 qemu 10.0.13"
-REASON = {"code": "machine_type_not_offered", "device": {"kind": "os", "path": "/domain/os/type",
-                                                        "machine": "pc-i440fx-2.0"},
+REASON = {"code": "machine_type_not_offered",
+          "device": {"kind": "os", "path": "/domain/os/type", "machine": "pc-i440fx-2.0"},
           "message": "old01: machine type pc-i440fx-2.0 is not offered by %s: its QEMU dropped this old type" % TARGET}
 
 
