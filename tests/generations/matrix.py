@@ -199,8 +199,10 @@ class Matrix:
         return json.loads(res.stdout)
 
     def cleanup(self):
+        """Every matrix domain (vf-mx-<source>-*) on every host; other vf-mx-* domains stay."""
         for host in HOSTS:
-            self.agent(host, {"cleanup": PREFIX})
+            for source in HOSTS:
+                self.agent(host, {"cleanup": "%s%s-" % (PREFIX, source)})
 
     def _admit_one(self, source):
         items = [{"name": "%s%s-%s" % (PREFIX, source, case), "xml": handmade_xml(source, case), "origin": "handmade:" + case}
