@@ -4,7 +4,7 @@ For every SOURCE generation s and every other TARGET generation t:
 
 1. the domains: hand-made ones (HANDMADE: one or more per reason class the rule knows and these
    hosts can show) and a sample of libvirt's own test-suite corpus of s
-   (``tests/qemuxml2xmloutdata`` of s's Debian source package, scripts/corpus.sh --version), made
+   (``tests/qemuxml2xmloutdata`` of s's Debian source package, ``VIRTFLEET_TARGET=s scripts/corpus.sh``), made
    runnable here (x86_64 only, TCG, the host's emulator, no UUID, memory capped);
 2. ADMISSION on s: each is defined (VALIDATE) and started on s itself after its file paths were made
    to exist (matrix_agent.py); only what starts on its own generation goes on - the question is
@@ -106,23 +106,14 @@ UNRUNNABLE_INTERFACES = {"network", "bridge", "direct", "hostdev", "vhostuser", 
 
 
 def corpus_dir(source):
-    """scripts/corpus.sh's directory of the source's qemuxml2xmloutdata. libvirt >= 10.x merged that
-    directory into tests/qemuxmlconfdata (corpus.sh does not know it yet): for those, the same
-    tarball's qemuxmlconfdata outputs (*.x86_64-latest.xml etc.) go to .build/gen/matrix/corpus/<v>."""
-    version = LIBVIRT_VERSION[source]
-    res = run(["bash", os.path.join(ROOT, "scripts", "corpus.sh"), "--version", version], 900)
-    if res.ok:
-        return os.path.join(ROOT, res.stdout.strip().splitlines()[-1])
-    assert "qemuxml2xmloutdata" in res.stderr, str(res)
-    dest = os.path.join(OUT, "corpus", version)
-    if not os.path.exists(os.path.join(dest, ".complete")):
-        os.makedirs(dest, exist_ok=True)
-        url = "http://deb.debian.org/debian/pool/main/libv/libvirt/libvirt_%s.orig.tar.xz" % version
-        got = run(["bash", "-c", "set -o pipefail; curl -fsSL --retry 3 %s | tar -xJ -C %s --strip-components=3 "
-                   "--wildcards 'libvirt-%s/tests/qemuxmlconfdata/*.xml'" % (url, dest, version)], 900)
-        assert got.ok, str(got)
-        open(os.path.join(dest, ".complete"), "w").close()
-    return dest
+    """The source generation's own libvirt test corpus (scripts/corpus.sh with VIRTFLEET_TARGET: that
+    generation's tests/qemuxml2xmloutdata, or for libvirt >= 10.x, which merged it, the xml2xml outputs
+    of tests/qemuxmlconfdata), downloaded once into .build/corpus/<upstream version>/."""
+    res = run(["env", "VIRTFLEET_TARGET=%s" % source, "bash", os.path.join(ROOT, "scripts", "corpus.sh")], 900)
+    assert res.ok, str(res)
+    path = os.path.join(ROOT, res.stdout.strip().splitlines()[-1])
+    assert os.path.basename(path) == LIBVIRT_VERSION[source], (source, path)
+    return path
 
 
 def _runnable(root):
