@@ -15,6 +15,12 @@ inventory is ``tests/fleet/inventory.yml`` (``virtfleet_uri``, ``virtfleet_backu
 - ``ssh()`` reuses one SSH master connection per host; ``stop_host`` ends it with the host's
   other sessions.
 - Do not run this suite with pytest-xdist: it stops hosts and restarts daemons.
+
+Targets (tests/_target.py): ``VIRTFLEET_TARGET=bullseye|bookworm|trixie`` runs the same suite on
+three such hosts built INSIDE that generation's tree (``VIRTFLEET_TARGET=<name> scripts/fleet.sh
+up``): that release's session libvirtd, QEMU, Python and sshd, ports 222G1-222G3, inventory
+``.build/fleet-<name>/inventory.yml``. ``fleet.target`` says which; ``fleet.host_path(p)`` is a
+host path as seen from the controller.
 """
 
 from __future__ import annotations
@@ -33,13 +39,19 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+if os.path.join(ROOT, "tests") not in sys.path:
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+from _target import current  # noqa: E402
+
+TARGET = current()
 FLEET_SH = os.path.join(ROOT, "scripts", "fleet.sh")
-INVENTORY = os.path.join(HERE, "inventory.yml")
+INVENTORY = os.path.join(HERE, "inventory.yml") if not TARGET.is_gen else \
+    os.path.join(ROOT, ".build", "fleet-%s" % TARGET.name, "inventory.yml")
 MANIFEST = os.path.join(HERE, "domains", "manifest.tsv")
 KEY = os.path.join(ROOT, ".build", "fleet", "id_ed25519")
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")
 HOSTS = ("hv1", "hv2", "hv3")
-PORT_BASE = 22200
+PORT_BASE = {"lab": 22200, "bullseye": 22210, "bookworm": 22220, "trixie": 22230}[TARGET.name]
 URI = "qemu:///session"
 SSH_OPTS = ("-i", KEY, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5")
@@ -53,6 +65,10 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "fleet: needs the three-hypervisor SSH fleet (started by scripts/fleet.sh)")
+
+
+def pytest_report_header(config):
+    return "virtfleet target: %s" % TARGET
 
 
 @dataclass
@@ -109,6 +125,7 @@ def host_number(n):
 
 
 def _run(cmd, timeout, env=None, input_text=None):
+    env = dict(env or os.environ, VIRTFLEET_TARGET=TARGET.name)   # fleet.sh, and playbooks' localhost tasks
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, input=input_text, check=False)
     except subprocess.TimeoutExpired as exc:
@@ -125,6 +142,7 @@ class Fleet:
     key: str = KEY
     hosts: tuple = HOSTS
     uri: str = URI
+    target: object = TARGET
     bin_dir: str = os.path.dirname(sys.executable)
     domains: list = field(default_factory=read_manifest)
     stopped: set = field(default_factory=set)
@@ -142,6 +160,10 @@ class Fleet:
                    ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_RETRY_FILES_ENABLED="False")
         env["PATH"] = self.bin_dir + os.pathsep + env.get("PATH", "")
         return env
+
+    def host_path(self, path):
+        """A path of the hosts (all three share one root) as the controller sees it."""
+        return self.target.path(path)
 
     def user(self, n):
         return "vf" + host_name(n)

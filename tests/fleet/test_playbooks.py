@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 import xml.etree.ElementTree as ET
 from types import SimpleNamespace
 
@@ -43,7 +44,8 @@ RESTART = os.path.join(TASKS, "restart_session_libvirt.yml")
 
 IO_RULE = "io-native-needs-direct-cache"
 # Finding statuses (report schema 1.1) and those that fail the report's gate, worst first.
-STATUSES = ("failed", "unknown", "conflict", "not_attempted", "drift", "vanished", "pending", "skipped", "fixed")
+STATUSES = ("failed", "unknown", "conflict", "not_attempted", "blocked", "drift", "vanished", "pending", "skipped",
+            "fixed")
 GATING = ("failed", "unknown", "conflict", "not_attempted", "drift")
 
 
@@ -406,9 +408,22 @@ def test_every_host_unreachable_still_writes_the_report(fleet, tmp_path):
 
 
 @pytest.fixture
-def python_without_libvirt():
+def python_without_libvirt(fleet):
     """A real Python on the hosts whose import path lacks libvirt-python and lxml (a venv of
-    /usr/bin/python3 without system site packages), readable by every host user."""
+    the hosts' /usr/bin/python3 without system site packages), readable by every host user."""
+    if fleet.target.is_gen:
+        # Inside the generation's tree, with its own Python. Debian's python3-venv is not
+        # installed there, hence --without-pip (the venv module itself is in the stdlib).
+        where = "/var/tmp/vf-bare-python-%s" % uuid.uuid4().hex[:8]
+        os.makedirs(fleet.host_path(where), mode=0o755)
+        python = where + "/venv/bin/python"
+        made = fleet.target.in_host(["/usr/bin/python3", "-m", "venv", "--without-pip", where + "/venv"])
+        assert made.returncode == 0, made
+        probe = fleet.target.in_host([python, "-c", "import libvirt"])
+        assert probe.returncode != 0, "the bare venv can import libvirt: %s" % probe
+        yield python
+        shutil.rmtree(fleet.host_path(where), ignore_errors=True)
+        return
     # In a temp dir the host users can reach (/tmp may be private to root; /var/tmp is 1777).
     base = tempfile.gettempdir() if os.stat(tempfile.gettempdir()).st_mode & 0o001 else "/var/tmp"
     where = tempfile.mkdtemp(prefix="vf-bare-python-", dir=base)
@@ -646,23 +661,38 @@ def test_rolling_upgrade_processes_every_host_batch_by_batch(fleet, remediation)
 
 # --- 4. the rollout stops at the first batch ----------------------------------------------------
 
-# db-01 on hv1 (manifest line 2): MACs 52:54:00:01:02:01 and :02.
+# db-01 on hv1 (manifest line 2): MACs 52:54:00:01:02:01 and :02. The machine case moves it from
+# what 'q35' expands to on this host's QEMU (pc-q35-5.2, 7.2 or 10.0: docs/generations.md, row 6)
+# to the next older pc-q35 type the same QEMU offers.
 TAMPER_CASES = {
-    "machine": (r"%s: machine pc-q35-7\.2 -> pc-q35-7\.1" % TAMPERED, "machine='pc-q35-7.1'"),
+    "machine": (r"%s: machine {FROM} -> {TO}" % TAMPERED, "machine='{TO}'"),
     "address": (r"%s: device \d+ \(interface 52:54:00:01:02:01\) address .+ -> " % TAMPERED, None),
 }
+
+
+def _q35_types(fleet, host):
+    caps = fleet.virsh(host, "capabilities")
+    found = set(re.findall(r">(pc-q35-(\d+)\.(\d+))</machine>", caps))
+    return sorted(found, key=lambda m: (int(m[1]), int(m[2])))
 
 
 @pytest.mark.parametrize("kind", sorted(TAMPER_CASES))
 def test_rolling_upgrade_stops_when_the_upgrade_changes_a_domain(fleet, kind):
     message, evidence = TAMPER_CASES[kind]
     before_tamper = fleet.dumpxml("hv1", TAMPERED)
-    assert "machine='pc-q35-7.2'" in before_tamper
+    current = re.search(r"machine='(pc-q35-\d+\.\d+)'", before_tamper).group(1)
+    major, minor = fleet.target.expected["qemu"]
+    assert current == "pc-q35-%d.%d" % (major, minor), before_tamper   # what 'q35' expanded to here
+    types = [m[0] for m in _q35_types(fleet, "hv1")]
+    older = types[types.index(current) - 1]
+    message = message.replace("{FROM}", re.escape(current)).replace("{TO}", re.escape(older))
+    evidence = evidence.replace("{TO}", older) if evidence else None
     untouched = ("hv2", "hv3")
     before, pids = snapshot(fleet, untouched), daemon_pids(fleet, untouched)
     try:
         res = fleet.playbook(ROLLING, extra_vars={"virtfleet_serial": 1, "virtfleet_upgrade_tasks": UPGRADE_TAMPER,
-                                                  "virtfleet_restart_tasks": RESTART, "virtfleet_tamper_kind": kind})
+                                                  "virtfleet_restart_tasks": RESTART, "virtfleet_tamper_kind": kind,
+                                                  "virtfleet_tamper_from": current, "virtfleet_tamper_to": older})
         assert res.rc != 0, res
         assert re.search(message, res.stdout), res
         assert "The upgrade changed domains on hv1" in res.stdout, res

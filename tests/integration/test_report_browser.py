@@ -113,8 +113,8 @@ def test_summary_is_what_a_person_sees_first(page):
     assert cards["domains"] == "9" and cards["findings"] == "10" and cards["restart pending"] == "5"
     assert {k: cards[k] for k in s["findings"]["by_status"]} == \
         {k: str(v) for k, v in s["findings"]["by_status"].items()}
-    assert set(s["findings"]["by_status"]) == {"failed", "unknown", "conflict", "not_attempted", "drift", "vanished",
-                                               "pending", "skipped", "fixed"}
+    assert set(s["findings"]["by_status"]) == {"failed", "unknown", "conflict", "not_attempted", "blocked", "drift",
+                                               "vanished", "pending", "skipped", "fixed"}
     # The summary cards are above the fold; the unreachable host is marked in the host table.
     assert driver.find_element(By.ID, "summary").rect["y"] < 600
     table = driver.find_element(By.ID, "hosts-table").text
