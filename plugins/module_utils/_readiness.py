@@ -30,7 +30,8 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils import _capabili
 VNC_PASSWORD_MAX = 8
 VNC_PASSWORD_REFUSED_SINCE = (8, 0, 0)
 
-# XML the target's libvirt must know: (what, since, xpath relative to the domain, attribute or None).
+# XML the target's libvirt must know: (what, since, xpath relative to the domain, and None, an attribute the
+# element must carry, or a test of the element).
 # Measured on the generation fleet (docs/generations.md row 5): 7.0 drops all four without VALIDATE and refuses
 # them (code 92) with it; 9.0 keeps queue_size and refuses or drops the others (passt: code 27 even without
 # VALIDATE); 11.3 keeps all. "since" from libvirt's formatdomain "Since" marks and release tags: queue_size
@@ -41,6 +42,12 @@ NEWER_XML = (
     ("disk driver discard_no_unref", (9, 5, 0), "devices/disk/driver", "discard_no_unref"),
     ("interface backend type='passt'", (9, 1, 0), "devices/interface/backend[@type='passt']", None),
     ("disk throttlefilters", (11, 1, 0), "devices/disk/throttlefilters", None),
+    # Written by libvirt itself, so every definition a newer host stored carries them (the confusion
+    # matrix found both): 7.2.0 gave <audio> its QEMU backends and adds <audio id='1' type='none'/> to
+    # every QEMU domain (7.0's schema knows only type='oss': measured, code 92 with VALIDATE); 9.1.0 added
+    # the 'itco' watchdog model and adds it to every q35 domain (9.0's schema lacks it: measured).
+    ("audio backend of a type other than 'oss'", (7, 2, 0), "devices/audio", lambda el: el.get("type") != "oss"),
+    ("watchdog model='itco'", (9, 1, 0), "devices/watchdog[@model='itco']", None),
 )
 
 # Settings checked against domcapabilities enums: (device kind, what, how to read the value, enum name).
@@ -391,7 +398,7 @@ def _check_libvirt(root, target):
         if target.libvirt >= since:
             continue
         for el in root.findall(xpath):
-            if attribute is not None and el.get(attribute) is None:
+            if callable(attribute) and not attribute(el) or isinstance(attribute, str) and el.get(attribute) is None:
                 continue
             dev_el = el
             while dev_el is not None and dev_el.getparent() is not None and dev_el.getparent().tag != "devices":

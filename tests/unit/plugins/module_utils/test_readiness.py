@@ -198,6 +198,22 @@ def test_newer_xml_is_named_for_older_targets(targets):
     assert codes(queue, targets["bullseye"]) == ["xml_not_understood"]
 
 
+def test_xml_newer_libvirt_writes_into_every_definition_is_named_for_older_targets(targets):
+    # Found by the confusion matrix: libvirt >= 7.2 adds <audio type='none'/> to every QEMU domain and
+    # >= 9.1 an itco watchdog to every q35 one; the older schemas refuse them (code 92 with VALIDATE).
+    audio = domain("pc-i440fx-5.2", "<audio id='1' type='none'/>")
+    assert codes(audio, targets["bullseye"]) == ["xml_not_understood"]
+    assert codes(audio, targets["bookworm"]) == [] and codes(audio, targets["trixie"]) == []
+    oss = domain("pc-i440fx-5.2", "<audio id='1' type='oss'/>")
+    assert codes(oss, targets["bullseye"]) == []
+    itco = domain("pc-q35-5.2", "<watchdog model='itco' action='reset'/>")
+    assert codes(itco, targets["bookworm"]) == ["xml_not_understood"]
+    assert codes(itco, targets["bullseye"]) == ["xml_not_understood"]
+    assert codes(itco, targets["trixie"]) == []
+    message = reasons(itco, targets["bookworm"])[0]["message"]
+    assert "watchdog model='itco' needs libvirt >= 9.1.0" in message
+
+
 def test_io_native_with_a_cache_is_refused_everywhere(targets):
     xml = domain("q35", "<disk type='file' device='disk'><driver name='qemu' type='raw' io='native'/>"
                         "<source file='/x'/><target dev='vda' bus='virtio'/></disk>")
