@@ -34,11 +34,31 @@ def _shown(value):
     return value
 
 
-def _audio(name, old, new):
-    """Audio backends are compared by id (devices refer to them by id, not by position)."""
+def _implicit_audio(domain):
+    """The audio backend QEMU got before libvirt 7.2 wrote one into the definition: spice with SPICE
+    graphics, none with VNC or no graphics (libvirt's defaults unless qemu.conf passes the host's through)."""
+    kinds = {d.get("type") for d in domain.get("devices", []) if d.get("kind") == "graphics"}
+    if "spice" in kinds:
+        return "spice"
+    if kinds <= {"vnc"}:
+        return "none"
+    return None   # SDL and others took the host's environment: nothing to compare with
+
+
+def _audio(name, old, new, domain=None):
+    """Audio backends are compared by id (devices refer to them by id, not by position).
+
+    libvirt >= 7.2 writes the backend QEMU already had into every definition it loads (measured on the
+    real Debian 11 -> 12 upgrade: ``<audio id='1' type='none'/>`` in every VNC or headless domain); a
+    single such backend where the old definition had none at all is that normalisation, not a change.
+    """
     out = []
     before = {a.get("id"): a for a in old or []}
     after = {a.get("id"): a for a in new or []}
+    if not before and len(after) == 1 and domain is not None:
+        (ident, backend), = after.items()
+        if str(ident) == "1" and backend.get("type") is not None and backend.get("type") == _implicit_audio(domain):
+            return out
     for ident, backend in before.items():
         other = after.get(ident)
         if other is None:
@@ -72,7 +92,7 @@ def facts_diff(before, after):
                 if dev.get(key) != odev.get(key):
                     out.append("%s: device %d (%s) %s %s -> %s" % (
                         name, index, _label(dev), key, _shown(dev.get(key)), _shown(odev.get(key))))
-        out.extend(_audio(name, dom.get("audio"), other.get("audio")))
+        out.extend(_audio(name, dom.get("audio"), other.get("audio"), dom))
     for uuid, dom in sorted(new.items(), key=lambda kv: kv[1]["name"]):
         if uuid not in old:
             out.append("%s: domain appeared" % dom["name"])

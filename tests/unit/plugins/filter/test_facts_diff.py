@@ -131,12 +131,37 @@ def test_audio_backends_are_compared_by_id():
     assert facts_diff(before, after) == ["web01: audio 1 type spice -> none", "web01: audio 2 (none) appeared"]
     after["domains"][0]["audio"] = []
     assert facts_diff(before, after) == ["web01: audio 1 (spice) disappeared"]
-    # one libvirt adds by itself after the upgrade is seen; facts without the key compare as none
+    # facts without the key compare as none
+    plain = copy.deepcopy(BEFORE)
+    assert facts_diff(plain, copy.deepcopy(plain)) == []
+
+
+def test_the_backend_libvirt_7_2_writes_into_an_old_definition_is_not_a_change():
+    # the real Debian 11 -> 12 upgrade: libvirt 9.0 adds <audio id='1' type='none'/> to every headless or
+    # VNC domain 7.0 defined, and type spice to a SPICE one: what QEMU had before, now written down
     plain = copy.deepcopy(BEFORE)
     added = copy.deepcopy(BEFORE)
     added["domains"][1]["audio"] = [{"id": "1", "type": "none", "path": "/domain/devices/audio"}]
-    assert facts_diff(plain, added) == ["db01: audio 1 (none) appeared"]
-    assert facts_diff(plain, copy.deepcopy(plain)) == []
+    assert facts_diff(plain, added) == []
+    vnc = _with_more()
+    vnc["domains"][0].pop("audio", None)
+    vnc_after = copy.deepcopy(vnc)
+    vnc_after["domains"][0]["audio"] = [{"id": "1", "type": "none", "path": "/domain/devices/audio"}]
+    assert facts_diff(vnc, vnc_after) == []
+    # a backend other than the implicit one, a second one, or one beside an existing backend is a change
+    other = copy.deepcopy(added)
+    other["domains"][1]["audio"][0]["type"] = "pulseaudio"
+    assert facts_diff(plain, other) == ["db01: audio 1 (pulseaudio) appeared"]
+    spice = copy.deepcopy(BEFORE)
+    spice["domains"][1]["devices"] = [dict(GFX, type="spice")]
+    spice_after = copy.deepcopy(spice)
+    spice_after["domains"][1]["audio"] = [{"id": "1", "type": "none", "path": "/domain/devices/audio"}]
+    assert facts_diff(spice, spice_after) == ["db01: audio 1 (none) appeared"]
+    spice_after["domains"][1]["audio"][0]["type"] = "spice"
+    assert facts_diff(spice, spice_after) == []
+    two = copy.deepcopy(added)
+    two["domains"][1]["audio"].append({"id": "2", "type": "none", "path": "/domain/devices/audio[2]"})
+    assert sorted(facts_diff(plain, two)) == ["db01: audio 1 (none) appeared", "db01: audio 2 (none) appeared"]
 
 
 def test_facts_of_virt_domain_info_round_trip():
