@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import libvirt
 from lxml import etree
@@ -144,7 +145,15 @@ def cleanup(conn, prefix):
 def main():
     req = json.load(sys.stdin)
     libvirt.registerErrorHandler(_quiet, None)
-    conn = libvirt.open(URI)
+    conn = None
+    for _attempt in range(30):   # the shared hosts' libvirtd is restarted now and then by other suites
+        try:
+            conn = libvirt.open(URI)
+            break
+        except libvirt.libvirtError:
+            time.sleep(1)
+    if conn is None:
+        sys.exit("cannot connect to %s for 30 s" % URI)
     if "cleanup" in req:
         print(json.dumps({"removed": cleanup(conn, req["cleanup"])}))
         return
