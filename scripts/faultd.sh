@@ -74,7 +74,7 @@ as_user() {
 }
 # Commands as root on the target host (inside its tree on a generation).
 in_host() {
-  if [[ -n $R ]]; then env -i PATH=$CHROOT_PATH chroot "$R" "$@" 9>&-; else "$@"; fi
+  if [[ -n $R ]]; then env -i PATH=$CHROOT_PATH chroot "$R" "$@" 9>&-; else "$@" 9>&-; fi
 }
 user_id() { awk -F: -v u="$USER_NAME" '$1 == u { print $3 ":" $4 }' "$R/etc/passwd"; }
 vsh() { LIBVIRT_AUTOSTART=0 virsh -q -c "$URI" "$@"; }   # as root, through the socket: what tests do

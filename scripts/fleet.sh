@@ -79,7 +79,7 @@ ids_of() { awk -F: -v u="$(user_of "$1")" '$1 == u { print $3 ":" $4 }' "$R/etc/
 user_exists() { [[ -n $(ids_of "$1") ]]; }
 # Commands as root on the target host (inside its tree on a generation).
 in_host() {
-  if [[ -n $R ]]; then env -i PATH=$CHROOT_PATH HOME=/root LANG=C.UTF-8 chroot "$R" "$@" 9>&-; else "$@"; fi
+  if [[ -n $R ]]; then env -i PATH=$CHROOT_PATH HOME=/root LANG=C.UTF-8 chroot "$R" "$@" 9>&-; else "$@" 9>&-; fi
 }
 check_n() {
   if ! [[ ${1:-} =~ ^[0-9]+$ ]] || ((${1} < 1 || ${1} > ${#HOSTS[@]})); then
