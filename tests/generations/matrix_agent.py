@@ -125,17 +125,52 @@ def one(conn, item, keep, created):
         res.update(error=str(exc), code=exc.get_error_code(), stage="start")
     finally:
         destroy(dom)
-    if keep and res["started"]:
-        res["xml"] = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
-    else:
-        undefine(dom)
+    try:
+        if keep and res["started"]:
+            res["xml"] = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        else:
+            undefine(dom)
+    except libvirt.libvirtError as exc:   # the connection went away: run_all tries the item again
+        res.update(started=False, error=str(exc), code=exc.get_error_code(), stage="after start")
     return res
 
 
-def cleanup(conn, prefix):
+def alive(conn):
+    try:
+        return bool(conn.isAlive())
+    except libvirt.libvirtError:
+        return False
+
+
+def connect():
+    for _attempt in range(30):   # the shared hosts' libvirtd is restarted now and then by other suites
+        try:
+            return libvirt.open(URI)
+        except libvirt.libvirtError:
+            time.sleep(1)
+    sys.exit("cannot connect to %s for 30 s" % URI)
+
+
+def run_all(items, keep, created):
+    """Each item once; an item whose define or start met a lost connection (another suite restarted
+    the daemon) is not a result: it is cleaned up and tried again on a new connection (twice at most)."""
+    conn, results = connect(), []
+    for item in items:
+        for _attempt in range(3):
+            res = one(conn, item, keep, created)
+            if alive(conn):
+                break
+            conn = connect()
+            cleanup(conn, item["name"], exact=True)
+            res["retried_after_lost_connection"] = True
+        results.append(res)
+    return conn, results
+
+
+def cleanup(conn, prefix, exact=False):
     gone = []
     for dom in conn.listAllDomains():
-        if dom.name().startswith(prefix):
+        if dom.name() == prefix if exact else dom.name().startswith(prefix):
             destroy(dom)
             undefine(dom)
             gone.append(dom.name())
@@ -145,21 +180,12 @@ def cleanup(conn, prefix):
 def main():
     req = json.load(sys.stdin)
     libvirt.registerErrorHandler(_quiet, None)
-    conn = None
-    for _attempt in range(30):   # the shared hosts' libvirtd is restarted now and then by other suites
-        try:
-            conn = libvirt.open(URI)
-            break
-        except libvirt.libvirtError:
-            time.sleep(1)
-    if conn is None:
-        sys.exit("cannot connect to %s for 30 s" % URI)
     if "cleanup" in req:
-        print(json.dumps({"removed": cleanup(conn, req["cleanup"])}))
+        print(json.dumps({"removed": cleanup(connect(), req["cleanup"])}))
         return
     created = []
     try:
-        results = [one(conn, item, req.get("keep", False), created) for item in req["domains"]]
+        _conn, results = run_all(req["domains"], req.get("keep", False), created)
     finally:
         remove_paths(created)
     print(json.dumps({"results": results, "created": created}))
