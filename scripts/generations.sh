@@ -42,8 +42,8 @@
 #   scripts/generations.sh reset upgrade      down, delete the tree, unpack a fresh Debian 11 one, up (~20 s)
 #   scripts/generations.sh restart-daemons CODENAME   restart libvirtd, virtlogd and sshd of a host, as
 #                           an upgrade's maintainer scripts do on a real host (policy-rc.d stops them
-#                           here); running guests are destroyed first only if virtlogd must restart:
-#                           it refuses while none run, see below
+#                           here); virtlogd only while no guest runs (it holds their log pipes), and
+#                           sshd's open sessions survive (only its listener is replaced). ~8 s
 #   status / versions / down take host names too (default: the three shared hosts; down: every tree).
 #
 # Cache (/var/cache/virtfleet-gen): the .debs debootstrap and apt fetched (debs/<codename>,
