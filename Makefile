@@ -39,8 +39,12 @@ help:
 	@echo 'make fleet-test   roles and playbooks against that fleet: pytest tests/fleet'
 	@echo 'make generations  Debian 11/12/13 hypervisors (own libvirtd, QEMU, Python) in chroots over SSH (scripts/generations.sh up; root; cold ~3 min)'
 	@echo 'make fleet-versions  name, URI, libvirt, QEMU and Python of each generation host, one a line'
-	@echo 'make generations-test  pytest tests/generations on that fleet (~70 s; not part of make test yet)'
-	@echo 'make test         units, sanity, lint, docsite, fleet, molecule, faults, corpus, integration (all run; fails if any failed)'
+	@echo 'make generations-test  pytest tests/generations: smoke, differences, readiness, confusion matrix (CI sample), real 11 -> 12 rolling upgrade (~8 min)'
+	@echo 'make readiness-matrix  upgrade-readiness predictions vs real starts over every runnable corpus domain of each generation'
+	@echo 'make rolling-upgrade-test  rolling_upgrade.yml with a real Debian 11 -> 12 upgrade of a canary host (~2.5 min)'
+	@echo 'make integration-gen / fleet-gen / faults-gen / corpus-gen  that suite on every generation host (GEN_TARGETS="$(GEN_TARGETS)")'
+	@echo 'make generations-suites  all four on every generation (brings the generations up first)'
+	@echo 'make test         units, sanity, lint, docsite, fleet, molecule, faults, corpus, generations-suites, generations-test, integration (all run; fails if any failed)'
 	@echo 'make package      tarball into .build/dist from a clean copy + changelog/docs lint on it (PACKAGE_ARGS=--importer: galaxy-importer too)'
 	@echo 'make clean        remove .venv, .build and test caches'
 
@@ -134,11 +138,54 @@ generations-down:
 fleet-versions:
 	@scripts/generations.sh versions
 
-generations-test: venv collection
+generations-test: venv collection generations
 	@scripts/run-pytest.sh tests/generations
 
+# Upgrade readiness against real starts (helper C's block; tests/generations/matrix.py, docs/generations.md):
+# the confusion matrix over EVERY runnable corpus definition of each generation (the CI run,
+# tests/generations/test_matrix.py, uses a bounded sample), and the rolling upgrade with a real 11 -> 12 upgrade.
+.PHONY: readiness-matrix rolling-upgrade-test
+readiness-matrix: venv collection generations
+	@PYTHONPATH=$(CURDIR)/.build/collections ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.build/collections .venv/bin/python tests/generations/matrix.py --full
+
+rolling-upgrade-test: venv collection generations
+	@scripts/run-pytest.sh tests/generations/test_rolling_upgrade.py
+
+# --- every suite that talks to libvirt, on every generation (tests/_target.py, docs/generations.md) ---
+# VIRTFLEET_TARGET=<codename> points one suite at that generation host (its daemon, its tree, its
+# Python). GEN_TARGETS: the generations the *-gen targets run on. bookworm (libvirt 9.0, QEMU 7.2)
+# is the lab itself: the same Debian 12 packages (tests/integration/test_target.py checks it),
+# so by default the lab runs stand for it; `make generations-suites GEN_TARGETS="bullseye bookworm trixie"`
+# runs it as a tree too. Every suite on every target runs even when one fails; one suite at a time
+# (never two on one daemon). Each run prints its wall time.
+GEN_TARGETS ?= bullseye trixie
+GEN_SUITE_RUN = failed=; for g in $(GEN_TARGETS); do start=$$(date +%s); \
+	  VIRTFLEET_TARGET=$$g $(1) || failed="$$failed $$g"; \
+	  echo "[gen-suites] $(2) on $$g: $$(( $$(date +%s) - start )) s" >&2; done; \
+	  if [[ -n $$failed ]]; then echo "[gen-suites] $(2) FAILED on:$$failed" >&2; exit 1; fi
+.PHONY: generations-suites integration-gen fleet-gen faults-gen corpus-gen
+
+integration-gen: venv collection generations guest
+	@scripts/ensure-apt.sh chromium chromium-driver
+	@$(call GEN_SUITE_RUN,scripts/run-pytest.sh tests/integration,integration)
+
+fleet-gen: venv collection generations
+	@$(call GEN_SUITE_RUN,bash -c 'scripts/fleet.sh up && scripts/run-pytest.sh tests/fleet',fleet)
+
+faults-gen: venv collection generations guest
+	@$(call GEN_SUITE_RUN,bash -c 'scripts/faultd.sh up >/dev/null && scripts/run-pytest.sh tests/faults',faults)
+
+corpus-gen: venv collection generations
+	@$(call GEN_SUITE_RUN,bash -c 'scripts/corpus.sh >/dev/null && scripts/run-pytest.sh tests/corpus',corpus)
+
+generations-suites: venv collection generations
+	@failed=; \
+	for s in integration fleet faults corpus; do $(MAKE) --no-print-directory $$s-gen || failed="$$failed $$s"; done; \
+	if [[ -n $$failed ]]; then echo "generations-suites: FAILED:$$failed" >&2; exit 1; fi
+
 # Every suite runs even when an earlier one fails; integration runs last so that the last line
-# printed on success is its pytest summary.
+# printed on success is its pytest summary. The generations (cold ~3 min, warm ~1 s) come up first;
+# generations-suites runs every libvirt suite on them.
 test: venv collection
 	@failed=; \
 	$(MAKE) --no-print-directory units || failed="$$failed units"; \
@@ -149,6 +196,8 @@ test: venv collection
 	$(MAKE) --no-print-directory molecule || failed="$$failed molecule"; \
 	$(MAKE) --no-print-directory faults || failed="$$failed faults"; \
 	$(MAKE) --no-print-directory corpus-ci || failed="$$failed corpus"; \
+	$(MAKE) --no-print-directory generations-suites || failed="$$failed generations-suites"; \
+	$(MAKE) --no-print-directory generations-test || failed="$$failed generations-test"; \
 	$(MAKE) --no-print-directory integration || failed="$$failed integration"; \
 	if [[ -n $$failed ]]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi
 
