@@ -21,7 +21,7 @@ description:
     compare domains with (O(virtfleet.libvirt.virt_policy#module:rules.upgrade_readiness.target)), so the
     domains of one host can be checked against another host, or against the same host after a package
     upgrade, without touching it.
-  - Keep it as a file on the controller (M(ansible.builtin.copy) with C(content="{{ snap.snapshot | to_json }}")
+  - Keep it as a file on the controller (C(ansible.builtin.copy) with C(content="{{ snap.snapshot | to_json }}")
     delegated to localhost) and read it back with C(lookup('file', path) | from_json). It holds no secrets
     and no domain data - only what the host's libvirt and QEMU offer.
 author:
