@@ -84,9 +84,11 @@ def element_string(el):
     return to_string(copy)
 
 
-def devices(root):
+def devices(root, kinds=ATTACHABLE_KINDS):
     """Device elements under /domain/devices in document order, with their path.
 
+    ``kinds``: the element tags wanted (default the attachable ones, which can carry an alias);
+    None for every element child of <devices> (graphics, video, emulator...).
     The path is what lxml's ``getpath`` gives (``/domain/devices/disk[2]``, no index for a tag that
     occurs once), computed from sibling counts instead of one tree walk per device.
     """
@@ -95,14 +97,15 @@ def devices(root):
         return []
     if root.tag != "domain" or sum(1 for c in root if c.tag == "devices") > 1:
         tree = root.getroottree()
-        return [(tree.getpath(el), el) for el in devs if isinstance(el.tag, str) and el.tag in ATTACHABLE_KINDS]
+        return [(tree.getpath(el), el) for el in devs
+                if isinstance(el.tag, str) and (kinds is None or el.tag in kinds)]
     kids = [(el.tag, el) for el in devs]
     counts = {}
     for tag, _el in kids:
         counts[tag] = counts.get(tag, 0) + 1
     seen, out = {}, []
     for tag, el in kids:
-        if not isinstance(tag, str) or tag not in ATTACHABLE_KINDS:
+        if not isinstance(tag, str) or kinds is not None and tag not in kinds:
             continue
         if counts[tag] > 1:
             seen[tag] = seen.get(tag, 0) + 1

@@ -100,30 +100,14 @@ def _reason(code, device, message):
 
 def all_devices(root):
     """[(path, element)] of EVERY child element of <devices> (graphics and video included, which
-    ``_domxml.devices`` leaves out because they cannot carry an alias), with lxml-style paths."""
-    devs = root.find("devices")
-    if devs is None:
-        return []
-    kids = [el for el in devs if isinstance(el.tag, str)]
-    counts = {}
-    for el in kids:
-        counts[el.tag] = counts.get(el.tag, 0) + 1
-    seen, out = {}, []
-    for el in kids:
-        if counts[el.tag] > 1:
-            seen[el.tag] = seen.get(el.tag, 0) + 1
-            out.append(("/domain/devices/%s[%d]" % (el.tag, seen[el.tag]), el))
-        else:
-            out.append(("/domain/devices/" + el.tag, el))
-    return out
+    cannot carry an alias and so are not among ``_domxml.devices``' default kinds)."""
+    return _domxml.devices(root, kinds=None)
 
 
 def long_vnc_passwords(root):
     """[(path, element, length)] of VNC graphics whose passwd is longer than libvirt >= 8.0 accepts."""
     out = []
-    graphics = root.findall("devices/graphics")
-    for index, el in enumerate(graphics, 1):
-        path = "/domain/devices/graphics" + ("[%d]" % index if len(graphics) > 1 else "")
+    for path, el in _domxml.devices(root, kinds=("graphics",)):
         if el.get("type") == "vnc":
             passwd = el.get("passwd")
             if passwd is not None and len(passwd) > VNC_PASSWORD_MAX:
@@ -385,7 +369,7 @@ def _check_libvirt(root, target):
     if target.libvirt >= VNC_PASSWORD_REFUSED_SINCE and target.hypervisor == "QEMU":
         for path, el, length in long_vnc_passwords(root):
             out.append(_reason("vnc_password_too_long", _ident(el, path), "on %s: %s" % (where, vnc_remedy(length))))
-    for path, el in all_devices(root):
+    for path, el in devices:
         if el.tag != "disk":
             continue
         driver = el.find("driver")

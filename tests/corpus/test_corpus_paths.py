@@ -61,6 +61,11 @@ def test_device_paths_and_identities_match_lxml_on_the_whole_corpus():
             assert tree.xpath(path)[0] is el, (name, path)
             assert _domxml.identity(el, path) == _reference_identity(el, path), (name, path)
             devices += 1
+        # every element child (kinds=None: graphics, video, emulator... as upgrade readiness reads them)
+        every = _domxml.devices(root, kinds=None)
+        assert [el for _p, el in every] == [el for el in (root.find("devices") if root.find("devices") is not None
+                                                          else []) if isinstance(el.tag, str)], name
+        assert all(path == tree.getpath(el) for path, el in every), name
         checked += 1
     assert checked > 300 and devices > 3000, (checked, devices)
     print("paths and identities of %d devices in %d corpus files equal lxml's" % (devices, checked))
