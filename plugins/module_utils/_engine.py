@@ -29,6 +29,7 @@ decisions are all here, so unit tests run this sequence as written with a fake a
 from __future__ import annotations
 
 import dataclasses
+import queue
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,7 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
 )
 
 MAX_LISTED = 8   # differences listed in one message
+READ_AHEAD = 16  # domains read ahead of the planner (benchmarks/engine_scale.py)
 
 
 @dataclasses.dataclass
@@ -104,21 +106,31 @@ class Engine:
             #    fails the whole run here, before anything is changed; a definition that cannot be
             #    parsed fails its domain alone.
             outcomes, work, lost = [], [], None
-            states = self._read_all(handles) if self._preparers else {}
-            for handle, (name, uuid) in zip(handles, selected):
-                out = Outcome(name, uuid)
-                outcomes.append(out)
-                if lost is not None:
-                    self._not_attempted(out)
-                    continue
-                try:
-                    planned = self._read_and_plan(handle, out, states.get(uuid))
-                except ConnectionLost as exc:
-                    lost = exc
-                    self._not_attempted(out, exc)
-                    continue
-                if planned is not None:
-                    work.append((out, planned))
+            if self._preparers:
+                states = self._read_all(handles)
+                reads = (_Read(states[uuid]) if uuid in states else _Read.later(self.adapter, h)
+                         for h, (_name, uuid) in zip(handles, selected))
+            else:
+                reads = _read_ahead(self.adapter, handles)
+            try:
+                for (name, uuid), read in zip(selected, reads):
+                    out = Outcome(name, uuid)
+                    outcomes.append(out)
+                    if lost is not None:
+                        self._not_attempted(out)
+                        continue
+                    try:
+                        planned = self._read_and_plan(read, out)
+                    except ConnectionLost as exc:
+                        lost = exc
+                        self._not_attempted(out, exc)
+                        continue
+                    if planned is not None:
+                        work.append((out, planned))
+            finally:
+                close = getattr(reads, "close", None)
+                if close is not None:
+                    close()   # a rule's InvalidRequest ends the run: the reader stops too
             # 2. Change them, each re-read just before its own define.
             lost = self._change_all(work, lost)
         return self._result(outcomes, lost, getattr(guard, "waited", 0.0))
@@ -185,10 +197,11 @@ class Engine:
                 rule.prepare([st for st in states.values() if _parses(st)])
         return states
 
-    def _read_and_plan(self, handle, out, state=None):
-        """Read and plan one domain; returns what ``_change`` needs, or None when nothing is to be done."""
+    def _read_and_plan(self, read, out):
+        """Plan one domain from its read (a :class:`_Read`); returns what ``_change`` needs, or None when
+        nothing is to be done."""
         try:
-            state = state if state is not None else self.adapter.read(handle)
+            state = read.state()
         except DomainVanished as exc:
             self._set(out, _vocab.VANISHED, "vanished before it was read: %s. Nothing was changed." % exc.msg)
             return None
@@ -474,6 +487,77 @@ def _remedy(exc):
     if match:
         return " Fix: %s." % _readiness.vnc_remedy(int(match.group(1)))
     return ""
+
+
+class _Read:
+    """One domain's read: its DomainState, or the error the adapter raised reading it (raised again by
+    :meth:`state`, where the planner would have read it itself)."""
+
+    __slots__ = ("_state", "_error", "_adapter", "_handle")
+
+    def __init__(self, state=None, error=None):
+        self._state, self._error, self._adapter, self._handle = state, error, None, None
+
+    @classmethod
+    def now(cls, adapter, handle):
+        try:
+            return cls(adapter.read(handle))
+        except Exception as exc:  # pylint: disable=broad-exception-caught - raised again by state()
+            return cls(error=exc)
+
+    @classmethod
+    def later(cls, adapter, handle):
+        """A read done when the planner asks for it."""
+        read = cls()
+        read._adapter, read._handle = adapter, handle
+        return read
+
+    def state(self):
+        if self._adapter is not None:
+            return self._adapter.read(self._handle)
+        if self._error is not None:
+            raise self._error
+        return self._state
+
+
+def _read_ahead(adapter, handles, depth=READ_AHEAD):
+    """Every handle's :class:`_Read`, in order, read by one thread up to ``depth`` domains ahead.
+
+    Planning is pure Python and a read is a libvirt round trip, during which libvirt-python lets go of
+    the interpreter: reading the next domains while the planner works on this one takes the reads off
+    the run's critical path (parsing there too was measured: no faster, lxml keeps the interpreter). The reads are the same ones, in the same order, as when planning read each
+    domain itself; after a lost connection nothing more is read. Closing the generator stops the reader.
+    """
+    if len(handles) < 2:
+        for handle in handles:
+            yield _Read.now(adapter, handle)
+        return
+    ready, stop = queue.Queue(maxsize=depth), threading.Event()
+
+    def reader():
+        for handle in handles:
+            read = _Read.now(adapter, handle)
+            while not stop.is_set():
+                try:
+                    ready.put(read, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set() or isinstance(read._error, ConnectionLost):
+                return
+
+    thread = threading.Thread(target=reader, name="virtfleet-read", daemon=True)
+    thread.start()
+    try:
+        lost = None
+        for _handle in handles:
+            read = lost or ready.get()
+            if isinstance(read._error, ConnectionLost):
+                lost = read   # the reader stopped after it; the run marks the rest not attempted
+            yield read
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _parses(state):
