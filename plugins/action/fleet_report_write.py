@@ -21,11 +21,13 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.virtfleet.libvirt.plugins.plugin_utils import _report_files, _report_html, _report_merge
 
 FORMATS = _report_files.SUFFIXES
+STATS_KEYS = ("passed", "reasons", "hosts", "unreachable_hosts", "failed_hosts", "domains", "findings", "pending_restart")
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("hosts", "dir", "name", "formats", "title", "html_template_dir", "html_inline_limit"))
+    _VALID_ARGS = frozenset(("hosts", "dir", "name", "formats", "title", "html_template_dir", "html_inline_limit",
+                             "host_results", "stats"))
 
     ARGSPEC = dict(
         hosts=dict(type="list", elements="str", required=True),
@@ -35,6 +37,8 @@ class ActionModule(ActionBase):
         title=dict(type="str"),
         html_template_dir=dict(type="path"),
         html_inline_limit=dict(type="int", default=_report_html.DEFAULT_INLINE_LIMIT),
+        host_results=dict(type="bool", default=False),
+        stats=dict(type="bool", default=False),
     )
 
     def run(self, tmp=None, task_vars=None):
@@ -66,6 +70,14 @@ class ActionModule(ActionBase):
             except (_report_html.TemplateDirError, TemplateError, OSError) as exc:  # syntax error, missing file
                 raise AnsibleActionFail("report_html_template_dir: %s" % exc) from None
         directory = os.path.realpath(str(directory))
+        if args.get("host_results"):
+            try:
+                _report_files.write_host_results(hosts, task_vars["hostvars"], directory)
+            except _report_merge.ReportInputError as exc:
+                raise AnsibleActionFail(str(exc)) from None
+            except OSError as exc:
+                raise AnsibleActionFail("Cannot keep the hosts' results in %s/hosts: %s. Point virtfleet_partial_dir "
+                                        "at a directory the controller user may write." % (directory, exc))
         try:
             head, paths = _report_files.write_reports(hosts, task_vars["hostvars"], directory, str(name), formats,
                                                       title=args.get("title"), renderer=renderer, inline_limit=limit)
@@ -79,4 +91,10 @@ class ActionModule(ActionBase):
         # Reports are artifacts on the controller, written under --check too: never a change to the fleet.
         result.update(changed=False, title=head["title"], generated_at=head["generated_at"],
                       summary=head["summary"], paths=paths)
+        if args.get("stats"):
+            # What set_stats would hand to AWX/AAP (aggregate, not per host): the strategy reads it from any result.
+            summary = head["summary"]
+            result["ansible_stats"] = {"data": {"virtfleet_report": dict(
+                {k: summary[k] for k in STATS_KEYS}, title=head["title"], generated_at=head["generated_at"],
+                files=paths)}, "per_host": False, "aggregate": True}
         return result

@@ -57,6 +57,20 @@ options:
         Beyond it each host gets its own page. V(0) always writes a page per host.
     type: int
     default: 5000
+  host_results:
+    description:
+      - Also keep each host's results as C(<dir>/hosts/<host>.json) (C(status) - C(virtfleet_audit_status) - and
+        C(result) - C(virtfleet_audit_result)), directory mode 0750, files 0640, written before the reports;
+        a host with neither is kept as unreachable. What C(playbooks/merge_reports.yml) merges after a sliced run.
+    type: bool
+    default: false
+  stats:
+    description:
+      - Hand the report's summary to AWX/AAP as C(ansible.builtin.set_stats) would (aggregated, not per host):
+        C(virtfleet_report) with C(title), C(generated_at), C(passed), C(reasons), C(hosts), C(unreachable_hosts),
+        C(failed_hosts), C(domains), C(findings), C(pending_restart) and C(files) (the paths).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full

@@ -37,6 +37,38 @@ def _scratch(directory, name):
     return os.fdopen(fd, "w+", encoding="utf-8"), path
 
 
+UNREACHABLE_STATUS = "no result (the host was unreachable)"
+
+
+def write_host_results(hosts, hostvars, directory):
+    """Keep each host's results as ``<directory>/hosts/<host>.json`` for playbooks/merge_reports.yml.
+
+    ``{"status": virtfleet_audit_status, "result": virtfleet_audit_result}`` per host (a host with
+    neither is kept as unreachable), directory 0750, files 0640, each published atomically. Returns
+    the directory. OSError when one cannot be written.
+    """
+    out = os.path.join(directory, "hosts")
+    os.makedirs(out, mode=0o750, exist_ok=True)
+    for host in _report_merge.host_names(hosts, hostvars):
+        if "/" in host or host in (".", ".."):
+            raise _report_merge.ReportInputError("host name %r cannot be a file name under %s" % (host, out))
+        result, status = _report_merge.audit_result(hostvars, host)
+        status = _report_merge.plain(status) if status is not None else {
+            "host": host, "status": "unreachable", "error": UNREACHABLE_STATUS, "checks": {}}
+        fd, tmp = tempfile.mkstemp(prefix=".%s." % host, dir=out)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"status": status, "result": _report_merge.plain(result) if result is not None else {}},
+                          f, separators=(",", ":"), ensure_ascii=False)
+            os.chmod(tmp, 0o640)
+            os.replace(tmp, os.path.join(out, host + ".json"))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    return out
+
+
 def _ours(path):
     """Whether ``path`` is a host page directory of ours (a real directory holding only .html files)."""
     return os.path.isdir(path) and not os.path.islink(path) and all(
