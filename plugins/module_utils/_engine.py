@@ -502,7 +502,8 @@ class _Read:
     def now(cls, adapter, handle):
         try:
             return cls(adapter.read(handle))
-        except Exception as exc:  # pylint: disable=broad-exception-caught - raised again by state()
+        # Any error: state() raises it again, in the planner's thread, where the read would have raised it.
+        except Exception as exc:  # pylint: disable=broad-exception-caught
             return cls(error=exc)
 
     @classmethod
@@ -525,7 +526,8 @@ def _read_ahead(adapter, handles, depth=READ_AHEAD):
 
     Planning is pure Python and a read is a libvirt round trip, during which libvirt-python lets go of
     the interpreter: reading the next domains while the planner works on this one takes the reads off
-    the run's critical path (parsing there too was measured: no faster, lxml keeps the interpreter). The reads are the same ones, in the same order, as when planning read each
+    the run's critical path (parsing there too was measured: no faster, lxml keeps the interpreter).
+    The reads are the same ones, in the same order, as when planning read each
     domain itself; after a lost connection nothing more is read. Closing the generator stops the reader.
     """
     if len(handles) < 2:

@@ -66,8 +66,8 @@ options:
     default: false
   stats:
     description:
-      - Hand the report's summary to AWX/AAP as C(ansible.builtin.set_stats) would (aggregated, not per host):
-        C(virtfleet_report) with C(title), C(generated_at), C(passed), C(reasons), C(hosts), C(unreachable_hosts),
+      - Hand the report's summary to AWX/AAP as C(ansible.builtin.set_stats) would (aggregated, not per host),
+        as C(virtfleet_report) with C(title), C(generated_at), C(passed), C(reasons), C(hosts), C(unreachable_hosts),
         C(failed_hosts), C(domains), C(findings), C(pending_restart) and C(files) (the paths).
     type: bool
     default: false

@@ -11,7 +11,8 @@ from jinja2 import Environment, StrictUndefined
 
 from ansible_collections.virtfleet.libvirt.plugins.plugin_utils import _report_html
 
-# The loop of roles/report/templates/_macros.html.j2 before finding_rows(), verbatim.
+# The loop of roles/report/templates/_macros.html.j2 before finding_rows(), verbatim (one long line split by
+# a backslash, which the string does not contain).
 REFERENCE = """<tbody>
 {%- for f in d['findings'] %}
 {%- set v = view(hn, d, f) %}
@@ -22,7 +23,8 @@ REFERENCE = """<tbody>
 {%- if v[4] %}<small class="mono">{{ v[4] }}</small>{% endif %}
 {%- if v[5] %}<small>serial {{ v[5] }}</small>{% endif %}</td>
 <td class="chg mono">{{ v[1] }}{% if v[2] %}<span class="arrow">→</span>{{ v[2] }}{% endif %}</td>
-<td><span class="badge st-{{ f['status'] }}">{{ f['status'] }}</span>{% if f['pending_restart'] %}<br><span class="restart">↻ restart pending</span>{% endif %}</td>
+<td><span class="badge st-{{ f['status'] }}">{{ f['status'] }}</span>\
+{% if f['pending_restart'] %}<br><span class="restart">↻ restart pending</span>{% endif %}</td>
 <td class="msg">{{ f['message'] or '' }}</td></tr>
 {%- endfor %}
 </tbody>"""
@@ -48,9 +50,9 @@ def findings():
         {"kind": "disk", "target": "sdb", "serial": HOSTILE, "alias": "ua-" + HOSTILE, "source": HOSTILE},
         {"kind": "rng"},
     ]
-    changes = [({"alias": None}, {"alias": "ua-x"}), ({"cache": "writeback", "io": "threads", "cache_set": False, "io_set": True},
-                                                      {"cache": "none", "io": "native", "cache_set": True, "io_set": True}),
-               ({"alias": HOSTILE}, {}), ({}, {})]
+    disk_now = {"cache": "writeback", "io": "threads", "cache_set": False, "io_set": True}
+    disk_wanted = {"cache": "none", "io": "native", "cache_set": True, "io_set": True}
+    changes = [({"alias": None}, {"alias": "ua-x"}), (disk_now, disk_wanted), ({"alias": HOSTILE}, {}), ({}, {})]
     for i, (device, (cur, des), status, restart, message) in enumerate(itertools.product(
             devices, changes, ["drift", "fixed", "skipped"], [False, True], [None, "", "plain", HOSTILE])):
         out.append({"check": "aliases" if i % 2 else "disk_io", "rule": "rule-%d" % (i % 3) if i % 5 else HOSTILE,
