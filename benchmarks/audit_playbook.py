@@ -36,6 +36,9 @@ Per-task times come from benchmarks/callback_plugins/vf_timer.py (time between t
 functions with the most samples over ansible-playbook, its workers and the module process, inclusive
 and own (where the time of the report tasks and of the module's exit_json goes).
 ``VF_PYSPY_KEEP=FILE`` keeps py-spy's raw samples there.
+``--against REV``: also run audit.yml --check from a checkout of git revision REV (``git archive``
+into the work directory, its own collection path), interleaved with the others in every round, and
+print ``audit(REV) / audit``: a before/after of a change measured in the same run.
 ``--profile-module``: also run the virt_policy module once as Ansible would (``python -m`` with an
 args file, check mode), report its wall time, stdout size, and its cProfile top functions.
 Takes 3-4 minutes with the defaults on an idle 2-core machine. Nothing asserts on time; exit 1
@@ -153,8 +156,8 @@ class Runner:
         with open(os.path.join(self.reports, name + ".json"), encoding="utf-8") as handle:
             return json.load(handle)
 
-    def audit(self):
-        seconds, _proc = self.playbook("audit", AUDIT, ["--check"])
+    def audit(self, kind="audit", playbook=AUDIT, extra_env=None):
+        seconds, _proc = self.playbook(kind, playbook, ["--check"], extra_env)
         rep = self.report("compliance")["summary"]
         n = len(self.fleet.names)
         if rep["domains"]["total"] != n or rep["domains"]["with_findings"] != n:
@@ -331,6 +334,20 @@ def _short(frame):
     return "%s (%s)" % (name, "/".join(parts[-2:]))
 
 
+def checkout(rev, workdir):
+    """Revision ``rev`` of this repository under ``workdir`` as a collection: (its audit.yml, its env)."""
+    tree = os.path.join(workdir, "rev")
+    os.makedirs(tree)
+    archive = subprocess.run(["git", "-C", F.ROOT, "archive", rev], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+    collections = os.path.join(tree, ".build", "collections")
+    link = os.path.join(collections, "ansible_collections", "virtfleet", "libvirt")
+    os.makedirs(os.path.dirname(link))
+    os.symlink(tree, link)
+    return os.path.join(tree, "playbooks", "audit.yml"), {"ANSIBLE_COLLECTIONS_PATH": collections,
+                                                          "PYTHONPATH": collections}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--domains", type=int, default=1000)
@@ -342,11 +359,12 @@ def main():
     parser.add_argument("--profile-module", action="store_true")
     parser.add_argument("--py-spy", default=None, metavar="PATH")
     parser.add_argument("--uri", default=None)
+    parser.add_argument("--against", default=None, metavar="REV")
     args = parser.parse_args()
     uri = args.uri or F.lab_env()["LIBVIRT_URI"]
     workdir = tempfile.mkdtemp(prefix="vfbench-")
     load = [os.getloadavg()[0]]
-    res = {k: [] for k in ("audit", "ping", "floor", "loop", "remediate", "defines")}
+    res = {k: [] for k in ("audit", "ping", "floor", "loop", "remediate", "defines", "against")}
     counts = []
     notes = []
     try:
@@ -358,13 +376,18 @@ def main():
             loop_names = fleet.names[:args.loop_domains]
             if args.part in ("audit", "all"):
                 kinds = ["audit", "ping", "floor"]
+                if args.against:
+                    against = checkout(args.against, workdir)
+                    kinds.insert(1, "against")
                 for rnd in range(args.rounds):
-                    order = kinds[rnd % 3:] + kinds[:rnd % 3]
+                    order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
                     if rnd < args.loop_rounds:
                         order.insert(rnd % (len(order) + 1), "loop")
                     for kind in order:
                         if kind == "audit":
                             sec = runner.measure(runner.audit)
+                        elif kind == "against":
+                            sec = runner.measure(runner.audit, "against", *against)
                         elif kind == "ping":
                             sec = runner.measure(runner.ping)
                         elif kind == "floor":
@@ -429,6 +452,11 @@ def main():
                   len(res["loop"]), "%.0f ms per domain" % (loop_per * 1e3)],
                  ["per-domain loop, %d domains, extrapolated" % n, "%.1f" % loop_n, "", ""],
                  ["loop(%d) / audit" % n, "", "", "%.1fx faster" % (loop_n / med["audit"])]]
+        if res["against"]:
+            rows += [["audit.yml --check of %s" % args.against, "%.2f" % med["against"], len(res["against"]), ""],
+                     ["audit(%s) / audit" % args.against, "", "", "%.2fx" % (med["against"] / med["audit"])],
+                     ["collection's share: %s -> this tree" % args.against,
+                      "%.2f -> %.2f" % (med["against"] - med["ping"], med["audit"] - med["ping"]), "", ""]]
     if res["remediate"]:
         rows += [["remediate.yml (report included), every rule firing", "%.2f" % med["remediate"],
                   len(res["remediate"]), "defines (events, backups) %s" % sorted({c[:2] for c in counts})],
@@ -440,7 +468,7 @@ def main():
     for kind, values in res.items():
         if values:
             print("  %s runs: %s" % (kind, ", ".join("%.2f" % v for v in values)))
-    for kind in ("audit", "remediate", "ping"):
+    for kind in ("audit", "against", "remediate", "ping"):
         table = task_table(runner, kind)
         if table:
             print(table)
