@@ -106,12 +106,11 @@ class Engine:
             #    fails the whole run here, before anything is changed; a definition that cannot be
             #    parsed fails its domain alone.
             outcomes, work, lost = [], [], None
+            known = None
             if self._preparers:
                 states = self._read_all(handles)
-                reads = (_Read(states[uuid]) if uuid in states else _Read.later(self.adapter, h)
-                         for h, (_name, uuid) in zip(handles, selected))
-            else:
-                reads = _read_ahead(self.adapter, handles)
+                known = [states.get(uuid) for _name, uuid in selected]
+            reads = _read_ahead(self.adapter, handles, known)
             try:
                 for (name, uuid), read in zip(selected, reads):
                     out = Outcome(name, uuid)
@@ -128,9 +127,7 @@ class Engine:
                     if planned is not None:
                         work.append((out, planned))
             finally:
-                close = getattr(reads, "close", None)
-                if close is not None:
-                    close()   # a rule's InvalidRequest ends the run: the reader stops too
+                reads.close()   # a rule's InvalidRequest ends the run: the reader stops too
             # 2. Change them, each re-read just before its own define.
             lost = self._change_all(work, lost)
         return self._result(outcomes, lost, getattr(guard, "waited", 0.0))
@@ -493,10 +490,10 @@ class _Read:
     """One domain's read: its DomainState, or the error the adapter raised reading it (raised again by
     :meth:`state`, where the planner would have read it itself)."""
 
-    __slots__ = ("_state", "_error", "_adapter", "_handle")
+    __slots__ = ("_state", "_error")
 
     def __init__(self, state=None, error=None):
-        self._state, self._error, self._adapter, self._handle = state, error, None, None
+        self._state, self._error = state, error
 
     @classmethod
     def now(cls, adapter, handle):
@@ -506,46 +503,40 @@ class _Read:
         except Exception as exc:  # pylint: disable=broad-exception-caught
             return cls(error=exc)
 
-    @classmethod
-    def later(cls, adapter, handle):
-        """A read done when the planner asks for it."""
-        read = cls()
-        read._adapter, read._handle = adapter, handle
-        return read
+    @property
+    def lost(self):
+        return isinstance(self._error, ConnectionLost)
 
     def state(self):
-        if self._adapter is not None:
-            return self._adapter.read(self._handle)
         if self._error is not None:
             raise self._error
         return self._state
 
 
-def _read_ahead(adapter, handles, depth=READ_AHEAD):
+def _read_ahead(adapter, handles, known=None, depth=READ_AHEAD):
     """Every handle's :class:`_Read`, in order, read by one thread up to ``depth`` domains ahead.
 
     Planning is pure Python and a read is a libvirt round trip, during which libvirt-python lets go of
     the interpreter: reading the next domains while the planner works on this one takes the reads off
     the run's critical path (parsing there too was measured: no faster, lxml keeps the interpreter).
-    The reads are the same ones, in the same order, as when planning read each
-    domain itself; after a lost connection nothing more is read. Closing the generator stops the reader.
+    The reads are the same ones, in the same order, as when planning read each domain itself;
+    ``known[i]``, when given and not None, is the state of ``handles[i]`` already read (by a host-wide
+    rule's preparation), which is not read again. After a lost connection nothing more is read.
+    Closing the generator stops the reader.
     """
-    if len(handles) < 2:
-        for handle in handles:
-            yield _Read.now(adapter, handle)
-        return
     ready, stop = queue.Queue(maxsize=depth), threading.Event()
 
     def reader():
-        for handle in handles:
-            read = _Read.now(adapter, handle)
+        for i, handle in enumerate(handles):
+            state = known[i] if known is not None else None
+            read = _Read(state) if state is not None else _Read.now(adapter, handle)
             while not stop.is_set():
                 try:
                     ready.put(read, timeout=0.1)
                     break
                 except queue.Full:
                     continue
-            if stop.is_set() or isinstance(read._error, ConnectionLost):
+            if stop.is_set() or read.lost:
                 return
 
     thread = threading.Thread(target=reader, name="virtfleet-read", daemon=True)
@@ -554,7 +545,7 @@ def _read_ahead(adapter, handles, depth=READ_AHEAD):
         lost = None
         for _handle in handles:
             read = lost or ready.get()
-            if isinstance(read._error, ConnectionLost):
+            if read.lost:
                 lost = read   # the reader stopped after it; the run marks the rest not attempted
             yield read
     finally:

@@ -27,8 +27,8 @@ from ansible_collections.virtfleet.libvirt.plugins.plugin_utils import (
 SUFFIXES = {"json": ".json", "junit": ".xml", "html": ".html"}
 
 
-def _publish(tmp, path):
-    os.chmod(tmp, 0o644)
+def _publish(tmp, path, mode=0o644):
+    os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 
@@ -55,13 +55,12 @@ def write_host_results(hosts, hostvars, directory):
         result, status = _report_merge.audit_result(hostvars, host)
         status = _report_merge.plain(status) if status is not None else {
             "host": host, "status": "unreachable", "error": UNREACHABLE_STATUS, "checks": {}}
-        fd, tmp = tempfile.mkstemp(prefix=".%s." % host, dir=out)
+        handle, tmp = _scratch(out, host + ".json")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            with handle:
                 json.dump({"status": status, "result": _report_merge.plain(result) if result is not None else {}},
-                          f, separators=(",", ":"), ensure_ascii=False)
-            os.chmod(tmp, 0o640)
-            os.replace(tmp, os.path.join(out, host + ".json"))
+                          handle, separators=(",", ":"), ensure_ascii=False)
+            _publish(tmp, os.path.join(out, host + ".json"), 0o640)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)

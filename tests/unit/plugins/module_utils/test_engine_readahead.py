@@ -77,3 +77,11 @@ def test_closing_stops_the_reader():
     reads.close()                                 # what the engine does when a rule ends the run
     assert not [t for t in threading.enumerate() if t.name == "virtfleet-read"]
     assert len(adapter.calls) <= 4                # the reader stopped within its read-ahead
+
+
+def test_states_already_read_are_not_read_again():
+    # A host-wide rule's preparation read every domain first; one read failed there and is read again.
+    adapter = Reads()
+    known = ["pre-0", None, "pre-2"]
+    assert states(_engine._read_ahead(adapter, [0, 1, 2], known)) == ["pre-0", "state-1", "pre-2"]
+    assert adapter.calls == [1]
