@@ -46,6 +46,7 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import (
 
 MAX_LISTED = 8   # differences listed in one message
 READ_AHEAD = 16  # domains read ahead of the planner (benchmarks/engine_scale.py)
+DEFINE_ATTEMPTS = 2  # a define libvirtd could not validate (its schema failed to load) is tried once more
 
 
 @dataclasses.dataclass
@@ -243,30 +244,37 @@ class Engine:
         except (BackupFailed, InvalidRequest) as exc:
             return self._findings(out, changes, _vocab.FAILED, exc.msg)
 
-        # Immediately before the define: is the definition still the one we planned from?
-        try:
-            current = self.adapter.definition(state.uuid)
-        except DomainVanished:
-            return self._findings(out, changes, _vocab.VANISHED, (
-                "the domain was undefined by someone else after it was read; it was not defined again. "
-                "Nothing was changed"))
-        if not _same(current, state.inactive_xml):
-            what = self._listed(_verify.compare(state.inactive_root(), _domxml.parse(current), shown=self._shown))
-            return self._findings(out, changes, _vocab.CONFLICT, (
-                "someone else changed the definition after it was read (%s); nothing was changed. Rerun to plan "
-                "from the new definition" % what))
-
-        try:
-            self.adapter.define(patched)
-        except DefineFailed as exc:
-            return self._findings(out, changes, _vocab.FAILED, (
-                "libvirt refused the patched definition: %s.%s Nothing was changed; the definition read before "
-                "the attempt is saved at %s" % (self._scrub(exc.msg, state), _remedy(exc), out.backup)))
-        except ConnectionLost:
-            self._findings(out, changes, _vocab.UNKNOWN, (
-                "the define was sent and the connection to libvirt broke: whether it was applied is unknown. "
-                "The definition before it is saved at %s; rerun when the daemon is back (it converges)" % out.backup))
-            raise
+        # Immediately before the define: is the definition still the one we planned from? A define the
+        # daemon could not even check (it failed to load its own schema) changed nothing, so the guard
+        # and the define run once more; any other refusal, or a second one, is final.
+        for attempt in range(1, DEFINE_ATTEMPTS + 1):
+            try:
+                current = self.adapter.definition(state.uuid)
+            except DomainVanished:
+                return self._findings(out, changes, _vocab.VANISHED, (
+                    "the domain was undefined by someone else after it was read; it was not defined again. "
+                    "Nothing was changed"))
+            if not _same(current, state.inactive_xml):
+                what = self._listed(_verify.compare(state.inactive_root(), _domxml.parse(current), shown=self._shown))
+                return self._findings(out, changes, _vocab.CONFLICT, (
+                    "someone else changed the definition after it was read (%s); nothing was changed. Rerun to plan "
+                    "from the new definition" % what))
+            try:
+                self.adapter.define(patched)
+                break
+            except DefineFailed as exc:
+                if exc.details.get("transient") and attempt < DEFINE_ATTEMPTS:
+                    continue
+                again = (" (the same after %d attempts: libvirtd could not load its schema; check "
+                         "/usr/share/libvirt/schemas and the daemon's log)" % attempt) if exc.details.get("transient") else ""
+                return self._findings(out, changes, _vocab.FAILED, (
+                    "libvirt refused the patched definition: %s%s.%s Nothing was changed; the definition read "
+                    "before the attempt is saved at %s" % (self._scrub(exc.msg, state), again, _remedy(exc), out.backup)))
+            except ConnectionLost:
+                self._findings(out, changes, _vocab.UNKNOWN, (
+                    "the define was sent and the connection to libvirt broke: whether it was applied is unknown. "
+                    "The definition before it is saved at %s; rerun when the daemon is back (it converges)" % out.backup))
+                raise
 
         try:
             after = self.adapter.reread(state.uuid)

@@ -327,6 +327,66 @@ def test_a_refused_define_changes_nothing_and_names_the_backup(tmp_path):
     assert "Nothing was changed" in a["error"] and a["backup"] in a["error"]
 
 
+
+SCHEMA = ("internal error: Unable to parse RelaxNG schema '/usr/share/libvirt/schemas/domain.rng': Error type "
+          "'int' is not exported by type library 'http://www.w3.org/2001/XMLSchema-datatypes'")
+
+
+def _schema_fails(times):
+    """libvirtd failing to load its own schema at the next ``times`` defines (nothing stored)."""
+    left = [times]
+
+    def hook(_f, _xml):
+        if left[0] > 0:
+            left[0] -= 1
+            raise DefineFailed(SCHEMA, libvirt_code=1, transient=True)
+    return hook
+
+
+def test_a_define_libvirtd_could_not_validate_is_guarded_and_sent_once_more(tmp_path):
+    fake = FakeLibvirt(dom_xml("a"), dom_xml("b"))
+    fake.on_define.append(_schema_fails(1))
+    guards = []
+    fake.on_reread.append(lambda f, uuid: guards.append(uuid))
+    result = run(fake, tmp_path, workers=1)
+    assert statuses(result) == {"a": "fixed", "b": "fixed"}
+    assert [_name_in(x) for x in fake.defines] == ["a", "a", "b"]     # a twice, b once: bounded
+    # The guard re-read ran before each of a's two defines (then the verification re-read).
+    assert guards[:3] == [uuid_of("a")] * 3 and len(backups(tmp_path)) == 2
+
+
+def test_a_change_made_before_the_second_attempt_is_still_a_conflict(tmp_path):
+    fake = FakeLibvirt(dom_xml("a"))
+    other = dom_xml("a", memory=2097152)
+
+    def fail_then_other_tool(f, xml):
+        if len(f.defines) == 1:
+            f.defs[uuid_of("a")] = other
+            raise DefineFailed(SCHEMA, libvirt_code=1, transient=True)
+    fake.on_define.append(fail_then_other_tool)
+    result = run(fake, tmp_path)
+    assert fake.defs[uuid_of("a")] == other and len(fake.defines) == 1
+    assert statuses(result) == {"a": "conflict"}
+
+
+def test_a_schema_that_never_loads_fails_the_domain_after_two_attempts(tmp_path):
+    fake = FakeLibvirt(dom_xml("a"), dom_xml("b"))
+    fake.on_define.append(_schema_fails(2))
+    result = run(fake, tmp_path, workers=1)
+    assert statuses(result) == {"a": "failed", "b": "fixed"}
+    assert [_name_in(x) for x in fake.defines] == ["a", "a", "b"]
+    a = result["domains"][0]
+    assert "the same after 2 attempts" in a["error"] and "Nothing was changed" in a["error"]
+    assert a["backup"] in a["error"] and fake.defs[uuid_of("a")] == dom_xml("a")
+
+
+def test_an_ordinary_refusal_is_not_tried_again(tmp_path):
+    fake = FakeLibvirt(dom_xml("a"))
+    fake.refuse.add("a")
+    result = run(fake, tmp_path)
+    assert statuses(result) == {"a": "failed"} and len(fake.defines) == 1
+    assert "attempts" not in result["domains"][0]["error"]
+
 # --- faults: a lost connection is reported as one, the rest is kept ------------------------------------
 
 def test_connection_lost_at_define_stops_the_host_and_keeps_what_is_known(tmp_path):
