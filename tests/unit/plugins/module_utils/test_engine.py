@@ -327,7 +327,6 @@ def test_a_refused_define_changes_nothing_and_names_the_backup(tmp_path):
     assert "Nothing was changed" in a["error"] and a["backup"] in a["error"]
 
 
-
 SCHEMA = ("internal error: Unable to parse RelaxNG schema '/usr/share/libvirt/schemas/domain.rng': Error type "
           "'int' is not exported by type library 'http://www.w3.org/2001/XMLSchema-datatypes'")
 
@@ -386,6 +385,7 @@ def test_an_ordinary_refusal_is_not_tried_again(tmp_path):
     result = run(fake, tmp_path)
     assert statuses(result) == {"a": "failed"} and len(fake.defines) == 1
     assert "attempts" not in result["domains"][0]["error"]
+
 
 # --- faults: a lost connection is reported as one, the rest is kept ------------------------------------
 
