@@ -251,12 +251,24 @@ def profile_module(uri, fleet, workdir):
     sec_load, _loaded = F.timed(json.loads, text)
     lines.append("json.dumps of the result: %.3f s, json.loads: %.3f s (%.2f MB, %d findings)"
                  % (sec_dump, sec_load, len(text) / 1e6, len(result.get("findings", []))))
-    lines += report_side(result)
+    # The same run with findings_format json, as the checks role asks for it (findings as one JSON text).
+    args["ANSIBLE_MODULE_ARGS"]["findings_format"] = "json"
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(args, handle)
+    started = time.perf_counter()
+    proc_json = subprocess.run([sys.executable, "-m", module, path], capture_output=True, text=True, env=env,
+                               check=False)
+    lines.append("the same with findings_format json (the checks role's): %.3f s wall, stdout %.2f MB (rc %d)"
+                 % (time.perf_counter() - started, len(proc_json.stdout) / 1e6, proc_json.returncode))
+    lines += report_side(result, json.loads(proc_json.stdout))
     return "\n".join(lines)
 
 
-def report_side(result):
-    """The controller-side pieces the playbook runs on the module result, timed one by one in this process."""
+def report_side(result, result_json):
+    """The controller-side pieces the playbook runs on the module result, timed one by one in this process.
+
+    ``result`` has the findings as a list, ``result_json`` the same as one JSON text (findings_format json).
+    """
     import copy
     import pickle
 
@@ -274,11 +286,14 @@ def report_side(result):
         return value
 
     t("remove_values(result, set()) (AnsibleModule.exit_json, no no_log values at all)", remove_values, result, set())
+    t("remove_values of the findings_format json result", remove_values, result_json, set())
     fact = {"host": "localhost", "uri": "qemu:///system", "mode": "audit", "check_mode": True, "status": "ok",
             "error": None, "checks": {}, "summary": result["summary"], "domains": result["domains"],
             "findings": result["findings"]}
     t("pickle round trip of the result (worker -> strategy, once per task result)",
       lambda: pickle.loads(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
+    t("pickle round trip of the findings_format json result",
+      lambda: pickle.loads(pickle.dumps(result_json, protocol=pickle.HIGHEST_PROTOCOL)))
     t("copy.deepcopy of the result (a copy of a fact)", copy.deepcopy, result)
     hostvars = {"localhost": {"virtfleet_audit_result": fact}}
     report = t("fleet_report(hosts, hostvars) (the Merge set_fact's filter)", fr.build_report, ["localhost"], hostvars)

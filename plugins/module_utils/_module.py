@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import json
+
 from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils import _alias, _capabilities, _diskio, _domxml, _engine, _redact, _rules
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._adapter import DEFAULT_URI, HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, Adapter
@@ -14,6 +17,7 @@ from ansible_collections.virtfleet.libvirt.plugins.module_utils._engine import f
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import InvalidRequest
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._hostlock import HostLock
 
+FINDINGS_FORMATS = ("list", "json")
 DEFAULT_LOCK_TIMEOUT = 300
 DEFAULT_PARALLEL = 4
 MAX_PARALLEL = 32
@@ -83,13 +87,41 @@ def finish(module, result):
     module.exit_json(**result)
 
 
+def encode_findings(result, no_log_values):
+    """``result["findings"]`` as one JSON text, ``result["findings_json"]`` (virt_policy findings_format=json).
+
+    Ansible walks a module's result value by value (remove_values in exit_json, then the controller's
+    decoder, the copies of a registered result and the worker's pickle): about 0.6 s for 5,000
+    findings, against 0.05 s for the same findings as one string. The text holds the same entries
+    as the list, masked the same way: the no_log values (a password inside ``uri``) are removed
+    from the findings before they are encoded. If one of them still occurs in the text (a value
+    that is also a key's name, or that JSON escapes), exit_json's masking would cut through the
+    document, so the findings stay a list. Returns the format the result has now.
+    """
+    findings = result["findings"]
+    secrets = [v for v in no_log_values if isinstance(v, str) and v]
+    if secrets:
+        findings = remove_values(findings, set(no_log_values))
+    text = json.dumps(findings, ensure_ascii=False, separators=(",", ":"))
+    if any(secret in text for secret in secrets):
+        result["findings"] = findings
+        return "list"
+    del result["findings"]
+    result["findings_json"] = text
+    return "json"
+
+
 def _local_helpers(uri):
     """The helper programs of this machine when ``uri`` is a local QEMU daemon (else unknown: None)."""
     return _capabilities.find_helpers() if uri.startswith("qemu:///") else None
 
 
-def run_rules(module, requested, details):
-    """The policy modules' whole run: validate, connect, query the host once, one engine call."""
+def run_rules(module, requested, details, findings_format=None):
+    """The policy modules' whole run: validate, connect, query the host once, one engine call.
+
+    ``findings_format`` (virt_policy's option): ``json`` returns the findings as one JSON text
+    (:func:`encode_findings`); given, the result says in ``findings_format`` which format it has.
+    """
     params = module.params
     _rules.build(requested)  # every option checked before connecting
     if not 1 <= params["parallel"] <= MAX_PARALLEL:
@@ -115,4 +147,8 @@ def run_rules(module, requested, details):
         result["rules"] = [rule.check for rule in rules]
     finally:
         adapter.close()
+    if findings_format == "json":
+        findings_format = encode_findings(result, module.no_log_values)
+    if findings_format is not None:
+        result["findings_format"] = findings_format
     return result

@@ -132,6 +132,21 @@ options:
         that deviates.
     type: bool
     default: false
+  findings_format:
+    description:
+      - How RV(findings) travel back to the controller.
+      - V(list) - RV(findings) is a list of mappings, ready for Jinja (C(selectattr), C(map)).
+      - V(json) - RV(findings_json) is the same list as one JSON text, and RV(findings) is absent. Ansible handles
+        a module result value by value (masking, decoding, copying a registered variable); for 5,000 findings that
+        is about 0.6 s as a list and 0.05 s as one text. The audit and remediate roles ask for V(json); read the
+        findings of either format with the P(virtfleet.libvirt.audit_findings#filter) filter, or hand the result
+        to the report role, which reads both.
+      - Masking is the same in both formats - a password inside O(uri) is removed from the findings before they are
+        encoded. If it would still occur in the text (it is also the name of a key, or JSON escapes it), the
+        findings are returned as V(list) instead; RV(findings_format) says which format the result has.
+    type: str
+    choices: [list, json]
+    default: list
 attributes:
   check_mode:
     support: full
@@ -175,6 +190,19 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ readiness.domains | rejectattr('readiness.starts') | map(attribute='readiness') | list }}"
 
+- name: The same audit of a large host, with the findings as one JSON text (much less work for Ansible)
+  virtfleet.libvirt.virt_policy:
+    rules:
+      disk_io: {}
+      aliases: {}
+    findings_format: json
+  check_mode: true
+  register: large
+
+- name: Its first ten findings that are not compliant with the alias rule
+  ansible.builtin.debug:
+    msg: "{{ (large | virtfleet.libvirt.audit_findings | selectattr('check', 'equalto', 'aliases') | list)[:10] }}"
+
 - name: Domains someone else changed while the run worked (left alone; rerun to plan from their change)
   ansible.builtin.debug:
     msg: "{{ policy.domains | selectattr('status', 'equalto', 'conflict') | map(attribute='name') | list }}"
@@ -195,9 +223,20 @@ findings:
       definition after it was read; nothing changed), V(vanished) (undefined meanwhile; nothing changed),
       V(unknown) (the define was sent when the connection broke), V(not_attempted) or V(blocked) (the domain would
       not start on the readiness target, or libvirt here refuses every define of it; nothing changed).
-  returned: always
+  returned: when RV(findings_format=list)
   type: list
   elements: dict
+findings_json:
+  description:
+    - RV(findings) as one JSON text (an array of the same mappings), with O(findings_format=json). Decode it with
+      P(virtfleet.libvirt.audit_findings#filter) (or C(from_json)).
+  returned: when RV(findings_format=json)
+  type: str
+findings_format:
+  description: The format of the findings in this result - V(list) (RV(findings)) or V(json) (RV(findings_json)).
+  returned: always
+  type: str
+  sample: json
 domains:
   description: Every selected domain with its outcome.
   returned: always
@@ -287,7 +326,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._errors import VirtFleetError
 from ansible_collections.virtfleet.libvirt.plugins.module_utils._module import (
-    alias_options, disk_io_options, finish, fleet_argument_spec, readiness_options, require_libraries, run_rules,
+    FINDINGS_FORMATS, alias_options, disk_io_options, finish, fleet_argument_spec, readiness_options, require_libraries,
+    run_rules,
 )
 
 
@@ -300,6 +340,7 @@ def argument_spec():
             machine_type=dict(type="dict", options=readiness_options()),
         )),
         details=dict(type="bool", default=False),
+        findings_format=dict(type="str", default="list", choices=list(FINDINGS_FORMATS)),
     )
 
 
@@ -307,7 +348,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module)
     try:
-        result = run_rules(module, module.params["rules"], details=module.params["details"])
+        result = run_rules(module, module.params["rules"], details=module.params["details"],
+                           findings_format=module.params["findings_format"])
     except VirtFleetError as exc:
         module.fail_json(msg=exc.msg, changed=False, **exc.details)
     finish(module, result)

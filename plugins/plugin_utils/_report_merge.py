@@ -87,6 +87,66 @@ def audit_result(hostvars, host):
         return None, None
 
 
+def result_findings(result, limit=None):
+    """The findings of a virt_policy result, in either of its formats, as a list (ReportInputError if malformed).
+
+    ``findings`` (``findings_format: list``) is returned as it is; ``findings_json`` (``json``, what
+    the audit and remediate roles ask for) is decoded: one C-speed ``json.loads`` on the controller
+    instead of Ansible handling every value of the result (virt_policy's ``findings_format``).
+    ``limit``: the first that many only; of a text only those are decoded.
+    """
+    if not isinstance(result, Mapping):
+        raise ReportInputError("not a virt_policy result (a mapping with findings or findings_json), got %s"
+                               % type(result).__name__)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ReportInputError("limit must be a number of findings (0 or more), got %r" % (limit,))
+    text = result.get("findings_json")
+    if text is None:
+        findings = result.get("findings")
+        if findings is None:
+            return []
+        if isinstance(findings, (str, bytes)) or not isinstance(findings, (list, tuple)):
+            raise ReportInputError("findings is not a list but %s" % type(findings).__name__)
+        return findings if limit is None else list(findings[:limit])
+    if not isinstance(text, str):
+        raise ReportInputError("findings_json is not a JSON text but %s" % type(text).__name__)
+    try:
+        findings = json.loads(str(text)) if limit is None else _first(str(text), limit)
+    except ValueError as exc:
+        raise ReportInputError("findings_json is not valid JSON (%s); rerun the audit: the result was cut or "
+                               "changed after virt_policy returned it" % exc) from None
+    if not isinstance(findings, list):
+        raise ReportInputError("findings_json holds %s, not a list of findings" % type(findings).__name__)
+    return findings
+
+
+_SPACE = " \t\n\r"
+
+
+def _first(text, limit):
+    """The first ``limit`` entries of the JSON array ``text``, decoding no further (ValueError if it is not one)."""
+    decode = json.JSONDecoder().raw_decode
+    pos = len(text) - len(text.lstrip(_SPACE))
+    if not text.startswith("[", pos):
+        return json.loads(text)  # not an array: the caller says what it holds, or the error says why
+    out, pos = [], pos + 1
+    while len(out) < limit:
+        while pos < len(text) and text[pos] in _SPACE:
+            pos += 1
+        if text.startswith("]", pos) and not out:
+            break
+        value, pos = decode(text, pos)
+        out.append(value)
+        while pos < len(text) and text[pos] in _SPACE:
+            pos += 1
+        if text.startswith("]", pos):
+            break
+        if not text.startswith(",", pos):
+            raise ValueError("expected ',' or ']' at character %d" % pos)
+        pos += 1
+    return out
+
+
 def _unreachable_entry(host):
     return {"name": host, "status": "unreachable", "error": UNREACHABLE_ERROR, "uri": None, "mode": None,
             "check_mode": None, "checks": {},
@@ -114,6 +174,11 @@ def host_entry(host, result, status_fact=None):
             status_fact = result   # the single-variable shape: status keys and results in one mapping
     elif not isinstance(result, Mapping):
         result = _EMPTY
+    try:
+        result_list = result_findings(result)
+    except ReportInputError as exc:
+        result_list = ()
+        status_fact = dict(status_fact, status="failed", error="virtfleet_audit_result: %s" % exc)
 
     def meta(key):
         return _get(status_fact, key) if key in status_fact else _get(result, key)
@@ -168,7 +233,7 @@ def host_entry(host, result, status_fact=None):
         if check not in entry["checks"]:
             entry["checks"].append(check)
     last_name, entry = None, None
-    for raw in result.get("findings") or ():
+    for raw in result_list:
         if not isinstance(raw, Mapping):
             continue
         get = raw.get

@@ -24,11 +24,12 @@ COLLECTIONS = ROOT / ".build" / "collections"  # made by tests/conftest.py
 ROLES = ROOT / "roles"
 SNAPSHOTS = ROOT / "tests" / "unit" / "plugins" / "module_utils" / "data" / "snapshots"
 OPTIONS = ["uri", "domains", "exclude", "backup_dir", "enabled", "alias_device_types", "disk_io", "disk_cache",
-           "readiness_target"]
+           "readiness_target", "findings_format"]
 # The documented name of each option in the audit and remediate roles (None: the role has no such option).
 AUDIT = {"uri": "audit_uri", "domains": "audit_domains", "exclude": "audit_exclude", "backup_dir": None,
          "enabled": "audit_checks", "alias_device_types": "audit_alias_device_types",
-         "disk_io": "audit_disk_io", "disk_cache": "audit_disk_cache", "readiness_target": "audit_readiness_target"}
+         "disk_io": "audit_disk_io", "disk_cache": "audit_disk_cache", "readiness_target": "audit_readiness_target",
+         "findings_format": "audit_findings_format"}
 REMEDIATE = {k: (v or "audit_backup_dir").replace("audit_", "remediate_") for k, v in AUDIT.items()}
 
 
@@ -104,7 +105,9 @@ PLAY = """
           {{{{ {{'status': virtfleet_audit_status, 'rules': virtfleet_audit_result.rules,
                 'domains': virtfleet_audit_result.domains | map(attribute='name') | list,
                 'entries': virtfleet_audit_result.domains,
-                'findings': virtfleet_audit_result.findings}} | to_json }}}}
+                'format': virtfleet_audit_result.findings_format,
+                'keys': virtfleet_audit_result.keys() | list,
+                'findings': virtfleet_audit_result | virtfleet.libvirt.audit_findings}} | to_json }}}}
         mode: "0600"
       check_mode: false
 """
@@ -120,7 +123,7 @@ def _scenarios(tmp):
         runs[role + "-all"] = (role, {names["uri"]: "test:///default", names["domains"]: ["test"],
                                       names["enabled"]: ["disk_io", "aliases"], names["disk_io"]: "threads",
                                       names["disk_cache"]: "none", names["alias_device_types"]: ["interface"],
-                                      other["exclude"]: ["te*"]}, {}, True)
+                                      names["findings_format"]: "list", other["exclude"]: ["te*"]}, {}, True)
         runs[role + "-exclude"] = (role, {names["exclude"]: ["te*"], names["enabled"]: ["aliases"]}, {}, True)
     # A real remediation (test:///default is in memory: nothing outlives the connection) backs up.
     fix = {"remediate_checks": "disk_io", "remediate_disk_cache": "none"}
@@ -177,6 +180,9 @@ def test_defaults_are_the_documented_ones(results):
     assert list(result["status"]["checks"]) == DEFAULTS["enabled"] and result["rules"] == ["disk_io", "aliases"]
     assert result["domains"] == ["test"]  # test:///default has one domain
     assert _kinds(result, "aliases") <= set(DEFAULTS["alias_device_types"])
+    # the findings come as one JSON text by default, read back by the audit_findings filter
+    assert DEFAULTS["findings_format"] == "json" and result["format"] == "json"
+    assert "findings_json" in result["keys"] and "findings" not in result["keys"] and result["findings"]
 
 
 @pytest.mark.parametrize("role", ["audit", "remediate"])
@@ -187,6 +193,7 @@ def test_every_documented_name_reaches_the_call(results, role):
     assert list(result["status"]["checks"]) == ["disk_io", "aliases"]
     assert {f["desired"]["cache"] for f in result["findings"] if f["check"] == "disk_io"} == {"none"}
     assert _kinds(result, "aliases") == {"interface"}
+    assert result["format"] == "list" and "findings" in result["keys"] and "findings_json" not in result["keys"]
     assert results[role + "-exclude"]["domains"] == [] and results[role + "-exclude"]["rules"] == ["aliases"]
 
 
