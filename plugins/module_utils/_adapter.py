@@ -333,8 +333,7 @@ def _schema_not_loaded(exc):
     '.../domain.rng': Error type 'int' is not exported by type library ..."): the daemon parses the
     schema file at every validating define, and that parse failed, not our definition.
     """
-    text = str(exc)
-    return _code(exc) == getattr(libvirt, "VIR_ERR_INTERNAL_ERROR", 1) and "RelaxNG schema" in text
+    return _code(exc) == libvirt.VIR_ERR_INTERNAL_ERROR and "RelaxNG schema" in str(exc)
 
 
 def _respell(uuid, key):

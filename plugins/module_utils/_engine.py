@@ -265,11 +265,9 @@ class Engine:
             except DefineFailed as exc:
                 if exc.details.get("transient") and attempt < DEFINE_ATTEMPTS:
                     continue
-                again = (" (the same after %d attempts: libvirtd could not load its schema; check "
-                         "/usr/share/libvirt/schemas and the daemon's log)" % attempt) if exc.details.get("transient") else ""
                 return self._findings(out, changes, _vocab.FAILED, (
-                    "libvirt refused the patched definition: %s%s.%s Nothing was changed; the definition read "
-                    "before the attempt is saved at %s" % (self._scrub(exc.msg, state), again, _remedy(exc), out.backup)))
+                    "libvirt refused the patched definition: %s.%s Nothing was changed; the definition read "
+                    "before the attempt is saved at %s" % (self._scrub(exc.msg, state), _remedy(exc, attempt), out.backup)))
             except ConnectionLost:
                 self._findings(out, changes, _vocab.UNKNOWN, (
                     "the define was sent and the connection to libvirt broke: whether it was applied is unknown. "
@@ -486,8 +484,14 @@ def _domain_status(findings):
 _VNC_REFUSED = re.compile(r"VNC password is (\d+) characters long")
 
 
-def _remedy(exc):
-    """What to do about a refusal libvirt words without a fix (matched by code and libvirt's own words)."""
+def _remedy(exc, attempts=1):
+    """What to do about a refusal libvirt words without a fix (matched by code and libvirt's own words).
+
+    ``attempts``: how many defines were refused (a transient refusal is the daemon's, not the XML's).
+    """
+    if exc.details.get("transient"):
+        return (" It was the same after %d attempts: libvirtd could not load its own schema; check "
+                "/usr/share/libvirt/schemas and the daemon's log." % attempts)
     match = _VNC_REFUSED.search(exc.msg or "") if exc.details.get("libvirt_code") == 67 else None
     if match:
         return " Fix: %s." % _readiness.vnc_remedy(int(match.group(1)))
