@@ -225,19 +225,23 @@ def task_table(runner, kind, top=30):
 
 def profile_module(uri, fleet, workdir):
     """virt_policy as Ansible runs it (python -m, args file, check mode): wall time, stdout size, cProfile."""
-    args = {"ANSIBLE_MODULE_ARGS": {"uri": uri, "exclude": fleet.exclude, "rules": F.POLICY,
-                                    "backup_dir": os.path.join(workdir, "unused"), "_ansible_check_mode": True}}
     path = os.path.join(workdir, "module-args.json")
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(args, handle)
     module = "ansible_collections.virtfleet.libvirt.plugins.modules.virt_policy"
     env = F.ansible_env()
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", module, path], capture_output=True, text=True, env=env, check=False)
-    wall = time.perf_counter() - started
+
+    def run(findings_format, *python_args):
+        """(wall seconds, process) of one module run with ``findings_format`` (``python_args`` before -m)."""
+        args = {"ANSIBLE_MODULE_ARGS": {"uri": uri, "exclude": fleet.exclude, "rules": F.POLICY,
+                                        "backup_dir": os.path.join(workdir, "unused"), "_ansible_check_mode": True,
+                                        "findings_format": findings_format}}
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(args, handle)
+        return F.timed(subprocess.run, [sys.executable, *python_args, "-m", module, path], capture_output=True,
+                       text=True, env=env, check=False)
+
+    wall, proc = run("list")
     stats = os.path.join(workdir, "module.prof")
-    subprocess.run([sys.executable, "-m", "cProfile", "-o", stats, "-m", module, path], capture_output=True,
-                   text=True, env=env, check=False)
+    run("list", "-m", "cProfile", "-o", stats)
     lines = ["virt_policy module process, check mode, %d domains: %.3f s wall, stdout %.2f MB (rc %d)"
              % (len(fleet.names), wall, len(proc.stdout) / 1e6, proc.returncode)]
     for key in ("cumulative", "tottime"):
@@ -252,14 +256,9 @@ def profile_module(uri, fleet, workdir):
     lines.append("json.dumps of the result: %.3f s, json.loads: %.3f s (%.2f MB, %d findings)"
                  % (sec_dump, sec_load, len(text) / 1e6, len(result.get("findings", []))))
     # The same run with findings_format json, as the checks role asks for it (findings as one JSON text).
-    args["ANSIBLE_MODULE_ARGS"]["findings_format"] = "json"
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(args, handle)
-    started = time.perf_counter()
-    proc_json = subprocess.run([sys.executable, "-m", module, path], capture_output=True, text=True, env=env,
-                               check=False)
+    wall_json, proc_json = run("json")
     lines.append("the same with findings_format json (the checks role's): %.3f s wall, stdout %.2f MB (rc %d)"
-                 % (time.perf_counter() - started, len(proc_json.stdout) / 1e6, proc_json.returncode))
+                 % (wall_json, len(proc_json.stdout) / 1e6, proc_json.returncode))
     lines += report_side(result, json.loads(proc_json.stdout))
     return "\n".join(lines)
 

@@ -267,7 +267,7 @@ class Engine:
                     continue
                 return self._findings(out, changes, _vocab.FAILED, (
                     "libvirt refused the patched definition: %s.%s Nothing was changed; the definition read "
-                    "before the attempt is saved at %s" % (self._scrub(exc.msg, state), _remedy(exc, attempt), out.backup)))
+                    "before the attempt is saved at %s" % (self._scrub(exc.msg, state), _remedy(exc), out.backup)))
             except ConnectionLost:
                 self._findings(out, changes, _vocab.UNKNOWN, (
                     "the define was sent and the connection to libvirt broke: whether it was applied is unknown. "
@@ -484,14 +484,14 @@ def _domain_status(findings):
 _VNC_REFUSED = re.compile(r"VNC password is (\d+) characters long")
 
 
-def _remedy(exc, attempts=1):
+def _remedy(exc):
     """What to do about a refusal libvirt words without a fix (matched by code and libvirt's own words).
 
-    ``attempts``: how many defines were refused (a transient refusal is the daemon's, not the XML's).
+    A transient refusal (the daemon's, not the XML's) is final only after DEFINE_ATTEMPTS of them.
     """
     if exc.details.get("transient"):
         return (" It was the same after %d attempts: libvirtd could not load its own schema; check "
-                "/usr/share/libvirt/schemas and the daemon's log." % attempts)
+                "/usr/share/libvirt/schemas and the daemon's log." % DEFINE_ATTEMPTS)
     match = _VNC_REFUSED.search(exc.msg or "") if exc.details.get("libvirt_code") == 67 else None
     if match:
         return " Fix: %s." % _readiness.vnc_remedy(int(match.group(1)))

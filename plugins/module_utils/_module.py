@@ -101,7 +101,7 @@ def encode_findings(result, no_log_values):
     findings = result["findings"]
     secrets = [v for v in no_log_values if isinstance(v, str) and v]
     if secrets:
-        findings = remove_values(findings, set(no_log_values))
+        findings = remove_values(findings, no_log_values)
     text = json.dumps(findings, ensure_ascii=False, separators=(",", ":"))
     if any(secret in text for secret in secrets):
         result["findings"] = findings

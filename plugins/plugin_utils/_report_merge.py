@@ -14,6 +14,7 @@ cost 2.3 s per 30,000 findings and doubled the memory).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
@@ -105,13 +106,14 @@ def result_findings(result, limit=None):
         findings = result.get("findings")
         if findings is None:
             return []
-        if isinstance(findings, (str, bytes)) or not isinstance(findings, (list, tuple)):
+        if not isinstance(findings, (list, tuple)):
             raise ReportInputError("findings is not a list but %s" % type(findings).__name__)
         return findings if limit is None else list(findings[:limit])
     if not isinstance(text, str):
         raise ReportInputError("findings_json is not a JSON text but %s" % type(text).__name__)
+    text = str(text)  # a plain str of Ansible's tagged one
     try:
-        findings = json.loads(str(text)) if limit is None else _first(str(text), limit)
+        findings = json.loads(text) if limit is None else _first(text, limit)
     except ValueError as exc:
         raise ReportInputError("findings_json is not valid JSON (%s); rerun the audit: the result was cut or "
                                "changed after virt_policy returned it" % exc) from None
@@ -120,30 +122,27 @@ def result_findings(result, limit=None):
     return findings
 
 
-_SPACE = " \t\n\r"
+_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
 
 
 def _first(text, limit):
     """The first ``limit`` entries of the JSON array ``text``, decoding no further (ValueError if it is not one)."""
     decode = json.JSONDecoder().raw_decode
-    pos = len(text) - len(text.lstrip(_SPACE))
+    pos = _SPACE.match(text).end()
     if not text.startswith("[", pos):
         return json.loads(text)  # not an array: the caller says what it holds, or the error says why
-    out, pos = [], pos + 1
+    out, pos = [], _SPACE.match(text, pos + 1).end()
+    if text.startswith("]", pos):
+        return out
     while len(out) < limit:
-        while pos < len(text) and text[pos] in _SPACE:
-            pos += 1
-        if text.startswith("]", pos) and not out:
-            break
         value, pos = decode(text, pos)
         out.append(value)
-        while pos < len(text) and text[pos] in _SPACE:
-            pos += 1
+        pos = _SPACE.match(text, pos).end()
         if text.startswith("]", pos):
             break
         if not text.startswith(",", pos):
             raise ValueError("expected ',' or ']' at character %d" % pos)
-        pos += 1
+        pos = _SPACE.match(text, pos + 1).end()
     return out
 
 
